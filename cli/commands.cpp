@@ -1,0 +1,121 @@
+// Subcommand table and dispatch. Each command's work lives in its own library;
+// this file only describes the commands and routes to them.
+#include "cli/commands.h"
+
+#include <torch/headeronly/version.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli/version.h"
+#include "io/error.h"
+#include "io/text.h"
+#include "train/device_info.h"
+
+
+namespace retort::cli {
+namespace {
+
+std::vector<CommandSpec> build_table() {
+  // Commands land with their issues; until then `--help` says they are planned.
+  return {
+      {"run", "Run a recipe: fine-tune (LoRA or full) or distill, resuming from the latest checkpoint.",
+       "retort run RECIPE.yaml [key.path=value ...]", {}, 1, -1, {}},
+      {"generate", "Generate text from a model (HF directory or .gguf), optionally with an adapter.",
+       "retort generate --model PATH [options]", {}, 0, 0, {}},
+      {"chat", "Interactive, streaming multi-turn chat using the model's chat template.",
+       "retort chat --model PATH [options]", {}, 0, 0, {}},
+      {"eval", "Mean loss per token and perplexity of a model on a dataset.",
+       "retort eval --model PATH --data FILE.jsonl [options]", {}, 0, 0, {}},
+      {"logits", "Write a model's logits for given token ids to a safetensors file.",
+       "retort logits --model PATH --prompt-ids 1,2,3 --out FILE.safetensors [options]", {}, 0, 0, {}},
+      {"tokenize", "Show the ids and pieces a model's tokenizer and chat template produce.",
+       "retort tokenize --model PATH (--text TEXT | --file FILE | --chat FILE.json) [options]", {}, 0, 0, {}},
+      {"data", "Inspect a dataset as a recipe would see it: counts, masking, truncation.",
+       "retort data inspect (--recipe R.yaml | --model M --data F) [options]", {}, 1, 1, {}},
+      {"export", "Export to HF safetensors, a PEFT adapter, GGUF or a GGUF LoRA adapter.",
+       "retort export --model M [--adapter A] --format hf|peft|gguf|gguf-lora --out PATH [options]", {}, 0, 0, {}},
+      {"cache-teacher", "Run a teacher once over a dataset and store its top-k log-probs for distillation.",
+       "retort cache-teacher RECIPE.yaml [key.path=value ...]", {}, 1, -1, {}},
+      {"bench", "Benchmarks of Retort's kernels and training steps on this machine.",
+       "retort bench [options]", {}, 0, 0, {}},
+  };
+}
+
+std::string top_level_help() {
+  std::string out =
+      "usage: retort COMMAND [options]\n"
+      "       retort --version | --help\n\n"
+      "Fine-tune and distill Llama-family LLMs; export HF, PEFT and GGUF.\n\ncommands:\n";
+  for (const CommandSpec& spec : command_table()) {
+    std::string name = spec.name;
+    name.resize(15, ' ');
+    out += "  " + name + spec.summary + (spec.handler ? "" : " (planned)") + "\n";
+  }
+  out += "\nRun 'retort COMMAND --help' for a command's options.\n";
+  return out;
+}
+
+std::vector<std::string> command_names() {
+  std::vector<std::string> names;
+  for (const CommandSpec& spec : command_table()) names.push_back(spec.name);
+  return names;
+}
+
+}  // namespace
+
+const std::vector<CommandSpec>& command_table() {
+  static const std::vector<CommandSpec> table = build_table();
+  return table;
+}
+
+std::string version_text() {
+  std::string text = "retort " RETORT_VERSION "\nLibTorch " TORCH_VERSION "\nCUDA usable: ";
+  text += describe_cuda(query_devices());
+  text += '\n';
+  return text;
+}
+
+int run_cli(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    throw bad_input("no command given\n" + top_level_help());
+  }
+  const std::string& first = args[0];
+  if (first == "--help" || first == "-h" || first == "help") {
+    std::cout << top_level_help();
+    return kExitOk;
+  }
+  if (first == "--version" || first == "-V") {
+    if (args.size() > 1) throw bad_input("--version takes no further arguments");
+    std::cout << version_text();
+    return kExitOk;
+  }
+  if (first.rfind("-", 0) == 0) {
+    throw bad_input("unknown option '" + first + "' (see 'retort --help')");
+  }
+  const CommandSpec* spec = nullptr;
+  for (const CommandSpec& candidate : command_table()) {
+    if (candidate.name == first) spec = &candidate;
+  }
+  if (spec == nullptr) {
+    std::string message = "unknown command '" + first + "'";
+    const std::string suggestion = nearest_match(first, command_names());
+    if (!suggestion.empty()) message += "; did you mean '" + suggestion + "'?";
+    throw bad_input(message + " (commands: " + join(command_names(), ", ") + ")");
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  for (const std::string& arg : rest) {
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-h") {
+      std::cout << command_help(*spec);
+      return kExitOk;
+    }
+  }
+  const ParsedArgs parsed = parse_command_args(*spec, rest);
+  if (!spec->handler) {
+    throw internal_error("'retort " + spec->name + "' is planned but not part of this build yet");
+  }
+  return spec->handler(parsed);
+}
+
+}  // namespace retort::cli

@@ -1,0 +1,41 @@
+# retort_library(NAME SOURCES ... [CUDA_SOURCES ...] [CPU_FALLBACK_SOURCES ...] DEPS ...)
+# One static library per top-level folder. All share one precompiled header of the
+# LibTorch headers, built once (a clean build on 2 cores spends most time there).
+set(RETORT_PCH_HEADERS <ATen/ATen.h> <torch/types.h> <string> <vector> <memory>
+    <unordered_map> <optional> <filesystem>)
+
+add_library(retort_pch STATIC "${CMAKE_SOURCE_DIR}/cmake/pch.cpp")
+target_link_libraries(retort_pch PUBLIC retort_torch)
+target_precompile_headers(retort_pch PRIVATE ${RETORT_PCH_HEADERS})
+
+function(retort_apply_warnings target)
+  target_compile_options(${target} PRIVATE
+    $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+  if(RETORT_SANITIZE)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=address,undefined -fno-omit-frame-pointer>)
+    target_link_options(${target} PUBLIC -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+function(retort_use_pch target)
+  target_precompile_headers(${target} REUSE_FROM retort_pch)
+endfunction()
+
+function(retort_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;CUDA_SOURCES;CPU_FALLBACK_SOURCES;DEPS" ${ARGN})
+  set(_sources ${ARG_SOURCES})
+  if(RETORT_CUDA)
+    list(APPEND _sources ${ARG_CUDA_SOURCES})
+  else()
+    list(APPEND _sources ${ARG_CPU_FALLBACK_SOURCES})
+  endif()
+  add_library(retort_${name} STATIC ${_sources})
+  target_include_directories(retort_${name} PUBLIC "${CMAKE_SOURCE_DIR}")
+  target_link_libraries(retort_${name} PUBLIC retort_torch ${ARG_DEPS})
+  if(RETORT_CUDA AND ARG_CUDA_SOURCES)
+    target_link_libraries(retort_${name} PRIVATE CUDA::cudart)
+    set_target_properties(retort_${name} PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
+  endif()
+  retort_apply_warnings(retort_${name})
+  retort_use_pch(retort_${name})
+endfunction()

@@ -1,0 +1,20 @@
+// Small text helpers shared by the CLI, recipe parsing and error messages.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace retort {
+
+// Levenshtein distance (insert, delete, substitute; each costs 1).
+size_t edit_distance(std::string_view a, std::string_view b);
+
+// The candidate closest to `word`, or "" when none is close enough to be a plausible typo
+// (distance at most max(2, len/3)).
+std::string nearest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+// "a, b, c"
+std::string join(const std::vector<std::string>& parts, std::string_view separator);
+
+}  // namespace retort

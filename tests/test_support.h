@@ -1,0 +1,37 @@
+// Helpers shared by the test suites: running the `retort` binary, temp dirs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace retort::test {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the built `retort` (path from $RETORT_BIN) with the given arguments, no shell.
+CommandResult run_retort(const std::vector<std::string>& args);
+
+// Runs any program with arguments (no shell), capturing stdout and stderr.
+CommandResult run_program(const std::vector<std::string>& argv);
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string env_or_empty(const char* name);
+
+}  // namespace retort::test

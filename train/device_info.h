@@ -1,0 +1,33 @@
+// What accelerator this process can use: for `retort --version`, device selection
+// and MFU figures (peak FLOP/s depends on the part).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace retort {
+
+struct GpuInfo {
+  int index = 0;
+  std::string name;
+  int compute_major = 0;
+  int compute_minor = 0;
+  int multiprocessors = 0;
+  int64_t total_memory_bytes = 0;
+};
+
+struct DeviceReport {
+  bool built_with_cuda_kernels = false;  // RETORT_CUDA: Retort's own .cu files compiled in
+  bool libtorch_has_cuda = false;         // LibTorch was built with CUDA
+  std::vector<GpuInfo> gpus;              // empty when no usable GPU
+  bool cuda_usable() const { return !gpus.empty(); }
+};
+
+// Never throws and never prints: no GPU (or no driver) is an ordinary answer.
+DeviceReport query_devices();
+
+// One line for humans, e.g. "yes (1 GPU: NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB)".
+std::string describe_cuda(const DeviceReport& report);
+
+}  // namespace retort

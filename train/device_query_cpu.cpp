@@ -1,0 +1,21 @@
+// Device query for builds without Retort's CUDA kernels: asks LibTorch only.
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#include "train/device_info.h"
+
+namespace retort {
+
+DeviceReport query_devices() {
+  DeviceReport report;
+  report.libtorch_has_cuda = at::detail::getCUDAHooks().isBuilt();
+  const int count = report.libtorch_has_cuda ? at::detail::getCUDAHooks().getNumGPUs() : 0;
+  for (int index = 0; index < count; ++index) {
+    GpuInfo gpu;
+    gpu.index = index;
+    gpu.name = "CUDA device " + std::to_string(index);
+    report.gpus.push_back(gpu);
+  }
+  return report;
+}
+
+}  // namespace retort
