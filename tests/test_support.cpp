@@ -83,3 +83,20 @@ TempDir::~TempDir() {
 }
 
 }  // namespace retort::test
+
+#include "tests/test_support_fixtures.h"
+
+namespace retort::test {
+
+std::filesystem::path fixture_dir(const std::string& name) {
+  const std::string root = env_or_empty("RETORT_FIXTURES_DIR");
+  if (root.empty()) throw std::runtime_error("RETORT_FIXTURES_DIR is not set (run the tests through ctest)");
+  const std::filesystem::path dir = std::filesystem::path(root) / name;
+  if (!std::filesystem::exists(dir / ".stamp")) {
+    throw std::runtime_error("fixture '" + name + "' missing at " + dir.string() +
+                             " (ctest runs tests/reference/fixture_" + name + ".py first)");
+  }
+  return dir;
+}
+
+}  // namespace retort::test
