@@ -1,7 +1,7 @@
 # retort_library(NAME SOURCES ... [CUDA_SOURCES ...] [CPU_FALLBACK_SOURCES ...] DEPS ...)
 # One static library per top-level folder. All share one precompiled header of the
 # LibTorch headers, built once (a clean build on 2 cores spends most time there).
-set(RETORT_PCH_HEADERS <ATen/ATen.h> <torch/types.h> <string> <vector> <memory>
+set(RETORT_PCH_HEADERS <ATen/ATen.h> <torch/types.h> <torch/nn/module.h> <string> <vector> <memory>
     <unordered_map> <optional> <filesystem>)
 
 add_library(retort_pch STATIC "${CMAKE_SOURCE_DIR}/cmake/pch.cpp")

@@ -11,13 +11,20 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tests/test_paths.h"
+
 extern char** environ;
 
 namespace retort::test {
 
 std::string env_or_empty(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
+  if (const char* value = std::getenv(name); value != nullptr && *value != '\0') return value;
+  const std::string key = name;
+  if (key == "RETORT_BIN") return RETORT_TEST_DEFAULT_BIN;
+  if (key == "RETORT_SOURCE_DIR") return RETORT_TEST_DEFAULT_SOURCE_DIR;
+  if (key == "RETORT_PYTHON") return RETORT_TEST_DEFAULT_PYTHON;
+  if (key == "RETORT_FIXTURES_DIR") return RETORT_TEST_DEFAULT_FIXTURES_DIR;
+  return "";
 }
 
 namespace {

@@ -32,6 +32,8 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// $NAME, else the build-time default for RETORT_BIN, RETORT_SOURCE_DIR, RETORT_PYTHON,
+// RETORT_FIXTURES_DIR, else "".
 std::string env_or_empty(const char* name);
 
 }  // namespace retort::test

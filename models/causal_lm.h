@@ -1,0 +1,56 @@
+// The interface every decoder family implements, plus the KV cache they share.
+// Parameter names are the HF checkpoint names (named_parameters() == state-dict keys).
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/config.h"
+
+namespace retort {
+
+// Per-layer key/value buffers preallocated to `capacity` positions: [B, n_kv, capacity, hd].
+struct KVCache {
+  std::vector<at::Tensor> keys;
+  std::vector<at::Tensor> values;
+  int64_t length = 0;  // positions filled so far
+  int64_t capacity = 0;
+};
+
+struct ForwardOptions {
+  at::Tensor position_ids;    // [B, T] int64; default: cache length + arange(T)
+  at::Tensor attention_mask;  // [B, S] with S = past + T, 1 = token, 0 = padding; optional
+  KVCache* cache = nullptr;   // read and extended when given
+};
+
+class CausalLM : public torch::nn::Module {
+ public:
+  virtual const ModelConfig& config() const = 0;
+
+  // input_ids [B, T] -> final hidden states [B, T, H] (after the last norm).
+  virtual at::Tensor forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) = 0;
+  // hidden [..., H] -> logits [..., V] in the model's dtype.
+  virtual at::Tensor logits(const at::Tensor& hidden) = 0;
+  // The output projection's weight [V, H] (the embedding when tied), for chunked losses.
+  virtual at::Tensor output_weight() const = 0;
+
+  virtual KVCache make_cache(int64_t batch, int64_t capacity) const = 0;
+
+  // HF name -> GGUF name for this family (e.g. "model.norm.weight" -> "output_norm.weight").
+  virtual std::string gguf_tensor_name(const std::string& hf_name) const = 0;
+  // Whether the GGUF tensor for `hf_name` has llama.cpp's Q/K row permutation, and its head count.
+  virtual std::optional<int64_t> gguf_permuted_heads(const std::string& hf_name) const = 0;
+  // GGUF general.architecture of this model ("llama", "qwen2").
+  virtual std::string gguf_architecture() const = 0;
+
+  at::Tensor forward_logits(const at::Tensor& input_ids, const ForwardOptions& options = {}) {
+    return logits(forward_hidden(input_ids, options));
+  }
+  at::ScalarType dtype() const;
+  at::Device device() const;
+};
+
+}  // namespace retort

@@ -1,0 +1,213 @@
+// config.json -> ModelConfig, accepting both the legacy rope keys (rope_theta, rope_scaling)
+// and transformers v5's rope_parameters.
+#include "models/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "io/atomic_file.h"
+#include "io/error.h"
+
+namespace retort {
+namespace {
+
+using Json = nlohmann::json;
+
+struct Reader {
+  const Json& json;
+  const std::string& source;
+
+  bool has(const char* key) const { return json.contains(key) && !json[key].is_null(); }
+
+  int64_t integer(const char* key, int64_t fallback) const {
+    if (!has(key)) return fallback;
+    if (!json[key].is_number_integer()) throw bad_input("expected an integer").file(source).key(key);
+    return json[key].get<int64_t>();
+  }
+  double number(const Json& object, const std::string& key, double fallback) const {
+    if (!object.contains(key) || object[key].is_null()) return fallback;
+    if (!object[key].is_number()) throw bad_input("expected a number").file(source).key(key);
+    return object[key].get<double>();
+  }
+  bool boolean(const char* key, bool fallback) const {
+    if (!has(key)) return fallback;
+    if (!json[key].is_boolean()) throw bad_input("expected true or false").file(source).key(key);
+    return json[key].get<bool>();
+  }
+  std::string string(const char* key, const std::string& fallback) const {
+    if (!has(key)) return fallback;
+    if (!json[key].is_string()) throw bad_input("expected a string").file(source).key(key);
+    return json[key].get<std::string>();
+  }
+  // An id or a list of ids.
+  std::vector<int64_t> ids(const Json& object, const char* key) const {
+    std::vector<int64_t> out;
+    if (!object.contains(key) || object[key].is_null()) return out;
+    const Json& value = object[key];
+    if (value.is_number_integer()) return {value.get<int64_t>()};
+    if (!value.is_array()) throw bad_input("expected a token id or a list of ids").file(source).key(key);
+    for (const Json& id : value) {
+      if (!id.is_number_integer()) throw bad_input("expected integer token ids").file(source).key(key);
+      out.push_back(id.get<int64_t>());
+    }
+    return out;
+  }
+};
+
+void parse_rope(const Reader& reader, ModelConfig& config) {
+  const Json& json = reader.json;
+  config.rope.theta = reader.number(json, "rope_theta", 10000.0);
+  const Json* scaling = nullptr;
+  const char* scaling_key = "rope_scaling";
+  if (json.contains("rope_parameters") && json["rope_parameters"].is_object()) {
+    scaling = &json["rope_parameters"];
+    scaling_key = "rope_parameters";
+    config.rope.theta = reader.number(*scaling, "rope_theta", config.rope.theta);
+  } else if (json.contains("rope_scaling") && json["rope_scaling"].is_object()) {
+    scaling = &json["rope_scaling"];
+  } else if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) {
+    throw bad_input("expected an object or null").file(reader.source).key("rope_scaling");
+  }
+  if (scaling == nullptr) return;
+  std::string type = "default";
+  for (const char* key : {"rope_type", "type"}) {
+    if (scaling->contains(key) && (*scaling)[key].is_string()) {
+      type = (*scaling)[key].get<std::string>();
+      break;
+    }
+  }
+  if (type != "default" && type != "linear" && type != "llama3") {
+    throw bad_input("rope type '" + type + "' is not supported (supported: default, linear, llama3)")
+        .file(reader.source)
+        .key(std::string(scaling_key) + ".rope_type");
+  }
+  config.rope.type = type;
+  config.rope.factor = reader.number(*scaling, "factor", 1.0);
+  config.rope.low_freq_factor = reader.number(*scaling, "low_freq_factor", 1.0);
+  config.rope.high_freq_factor = reader.number(*scaling, "high_freq_factor", 4.0);
+  config.rope.original_max_position_embeddings = static_cast<int64_t>(
+      reader.number(*scaling, "original_max_position_embeddings", static_cast<double>(config.max_position_embeddings)));
+}
+
+void add_unique(std::vector<int64_t>& ids, const std::vector<int64_t>& more) {
+  for (int64_t id : more) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+}
+
+}  // namespace
+
+void ModelConfig::validate(const std::string& source) const {
+  auto positive = [&](int64_t value, const char* key) {
+    if (value <= 0) throw bad_input("must be positive, got " + std::to_string(value)).file(source).key(key);
+  };
+  positive(vocab_size, "vocab_size");
+  positive(hidden_size, "hidden_size");
+  positive(intermediate_size, "intermediate_size");
+  positive(num_hidden_layers, "num_hidden_layers");
+  positive(num_attention_heads, "num_attention_heads");
+  positive(num_key_value_heads, "num_key_value_heads");
+  positive(head_dim, "head_dim");
+  if (num_attention_heads % num_key_value_heads != 0) {
+    throw bad_input("num_attention_heads (" + std::to_string(num_attention_heads) +
+                    ") is not a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) + ")")
+        .file(source)
+        .key("num_key_value_heads");
+  }
+  if (head_dim % 2 != 0) throw bad_input("head_dim must be even for RoPE").file(source).key("head_dim");
+  if (rms_norm_eps <= 0) throw bad_input("must be positive").file(source).key("rms_norm_eps");
+  if (rope.factor <= 0) throw bad_input("rope factor must be positive").file(source).key("rope_scaling.factor");
+}
+
+std::string ModelConfig::summary() const {
+  return architecture + ": " + std::to_string(num_hidden_layers) + " layers, hidden " + std::to_string(hidden_size) +
+         ", heads " + std::to_string(num_attention_heads) + "/" + std::to_string(num_key_value_heads) + " (head_dim " +
+         std::to_string(head_dim) + "), mlp " + std::to_string(intermediate_size) + ", vocab " +
+         std::to_string(vocab_size) + ", rope " + rope.type + (tie_word_embeddings ? ", tied embeddings" : "");
+}
+
+ModelConfig parse_hf_config(const std::string& json_text, const std::string& source) {
+  Json json;
+  try {
+    json = Json::parse(json_text);
+  } catch (const Json::exception& error) {
+    throw bad_input(std::string("invalid JSON: ") + error.what()).file(source);
+  }
+  if (!json.is_object()) throw bad_input("config is not a JSON object").file(source);
+  const Reader reader{json, source};
+  ModelConfig config;
+  if (json.contains("architectures")) {
+    const Json& list = json["architectures"];
+    if (!list.is_array() || list.empty() || !list[0].is_string()) {
+      throw bad_input("expected a non-empty list of names").file(source).key("architectures");
+    }
+    config.architecture = list[0].get<std::string>();
+  }
+  config.model_type = reader.string("model_type", config.model_type);
+  const bool qwen2 = config.model_type == "qwen2" || config.architecture == "Qwen2ForCausalLM";
+  const bool mistral = config.model_type == "mistral" || config.architecture == "MistralForCausalLM";
+  config.vocab_size = reader.integer("vocab_size", qwen2 ? 151936 : 32000);
+  config.hidden_size = reader.integer("hidden_size", 4096);
+  config.intermediate_size = reader.integer("intermediate_size", qwen2 ? 22016 : (mistral ? 14336 : 11008));
+  config.num_hidden_layers = reader.integer("num_hidden_layers", 32);
+  config.num_attention_heads = reader.integer("num_attention_heads", 32);
+  config.num_key_value_heads = reader.integer("num_key_value_heads", config.num_attention_heads);
+  if (config.num_attention_heads <= 0) {
+    throw bad_input("must be positive").file(source).key("num_attention_heads");
+  }
+  config.head_dim = reader.integer("head_dim", config.hidden_size / config.num_attention_heads);
+  config.max_position_embeddings = reader.integer("max_position_embeddings", qwen2 ? 32768 : 2048);
+  config.rms_norm_eps = reader.number(json, "rms_norm_eps", 1e-6);
+  config.tie_word_embeddings = reader.boolean("tie_word_embeddings", false);
+  if (qwen2) {
+    config.attention_bias = true;  // Qwen2 always has q/k/v biases
+    if (reader.boolean("use_sliding_window", false) && reader.has("sliding_window")) {
+      config.sliding_window = reader.integer("sliding_window", 0);
+    }
+  } else {
+    config.attention_bias = reader.boolean("attention_bias", false);
+    config.o_proj_bias = config.attention_bias;
+    config.mlp_bias = reader.boolean("mlp_bias", false);
+    if (mistral && reader.has("sliding_window")) config.sliding_window = reader.integer("sliding_window", 0);
+  }
+  parse_rope(reader, config);
+  const std::vector<int64_t> bos = reader.ids(json, "bos_token_id");
+  if (!bos.empty()) config.bos_token_id = bos.front();
+  config.eos_token_ids = reader.ids(json, "eos_token_id");
+  const std::vector<int64_t> pad = reader.ids(json, "pad_token_id");
+  if (!pad.empty()) config.pad_token_id = pad.front();
+  config.torch_dtype = reader.string("dtype", reader.string("torch_dtype", ""));
+  config.validate(source);
+  return config;
+}
+
+ModelConfig load_hf_config(const std::string& model_dir) {
+  namespace fs = std::filesystem;
+  const std::string config_path = (fs::path(model_dir) / "config.json").string();
+  if (!fs::exists(config_path)) throw bad_input("no config.json in this model directory").file(model_dir);
+  ModelConfig config = parse_hf_config(read_text_file(config_path), config_path);
+  const std::string generation_path = (fs::path(model_dir) / "generation_config.json").string();
+  if (fs::exists(generation_path)) {
+    Json json;
+    try {
+      json = Json::parse(read_text_file(generation_path));
+    } catch (const Json::exception& error) {
+      throw bad_input(std::string("invalid JSON: ") + error.what()).file(generation_path);
+    }
+    const Reader reader{json, generation_path};
+    add_unique(config.eos_token_ids, reader.ids(json, "eos_token_id"));
+    if (!config.bos_token_id) {
+      const auto bos = reader.ids(json, "bos_token_id");
+      if (!bos.empty()) config.bos_token_id = bos.front();
+    }
+    if (!config.pad_token_id) {
+      const auto pad = reader.ids(json, "pad_token_id");
+      if (!pad.empty()) config.pad_token_id = pad.front();
+    }
+  }
+  return config;
+}
+
+}  // namespace retort

@@ -1,0 +1,55 @@
+// ModelConfig: the architecture hyper-parameters of a Llama-family decoder, read from an
+// HF config.json (+ generation_config.json) or from GGUF metadata (models/gguf_model.cpp).
+// Reference: transformers configuration_llama.py / configuration_qwen2.py, modeling_rope_utils.py.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace retort {
+
+struct RopeConfig {
+  std::string type = "default";  // default | linear | llama3
+  double theta = 10000.0;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string architecture = "LlamaForCausalLM";  // HF `architectures[0]`
+  std::string model_type = "llama";
+  int64_t vocab_size = 32000;
+  int64_t hidden_size = 4096;
+  int64_t intermediate_size = 11008;
+  int64_t num_hidden_layers = 32;
+  int64_t num_attention_heads = 32;
+  int64_t num_key_value_heads = 32;
+  int64_t head_dim = 128;
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  RopeConfig rope;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // bias on q, k, v (Qwen2: true)
+  bool o_proj_bias = false;     // Llama's attention_bias also covers o_proj
+  bool mlp_bias = false;
+  std::optional<int64_t> sliding_window;  // applied only when set (Mistral; Qwen2 with use_sliding_window)
+  std::optional<int64_t> bos_token_id;
+  std::vector<int64_t> eos_token_ids;  // config.json and generation_config.json, deduplicated
+  std::optional<int64_t> pad_token_id;
+  std::string torch_dtype;             // informative: the checkpoint's dtype
+
+  // Checks the numbers fit together (heads divide, positive sizes); bad_input naming `source`.
+  void validate(const std::string& source) const;
+  std::string summary() const;  // one line for logs
+};
+
+// Reads DIR/config.json and, when present, DIR/generation_config.json (for EOS ids).
+ModelConfig load_hf_config(const std::string& model_dir);
+// Parses the text of a config.json; `source` names the file in errors.
+ModelConfig parse_hf_config(const std::string& json_text, const std::string& source);
+
+}  // namespace retort

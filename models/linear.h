@@ -1,0 +1,42 @@
+// The one linear choke point: every projection of every model goes through Projection,
+// so LoRA/DoRA (lora/) attach to it without touching model code. Base weights keep their
+// HF names ("...q_proj.weight") so plain checkpoints load unchanged.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <memory>
+
+namespace retort {
+
+class Projection;
+
+// What lora/ implements: the full output of a projection given its input and the base layer.
+class ProjectionAdapter {
+ public:
+  virtual ~ProjectionAdapter() = default;
+  virtual at::Tensor forward(const at::Tensor& input, const Projection& base) = 0;
+};
+
+class Projection : public torch::nn::Module {
+ public:
+  Projection(int64_t in_features, int64_t out_features, bool bias);
+
+  // [..., in] -> [..., out]
+  at::Tensor forward(const at::Tensor& input) const;
+  // The base layer alone (what adapters build on).
+  at::Tensor forward_base(const at::Tensor& input) const;
+
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
+
+  at::Tensor weight;  // [out, in]
+  at::Tensor bias;    // [out] or undefined
+  std::shared_ptr<ProjectionAdapter> adapter;  // null: plain linear
+
+ private:
+  int64_t in_features_;
+  int64_t out_features_;
+};
+
+}  // namespace retort

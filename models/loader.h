@@ -1,0 +1,37 @@
+// Loading a model from an HF directory (config.json + safetensors, sharded or not) or a
+// .gguf file: the config, the architecture from the registry, and the weights, checked
+// name by name and shape by shape.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <memory>
+#include <string>
+
+#include "models/causal_lm.h"
+
+namespace retort {
+
+struct LoadOptions {
+  at::ScalarType dtype = at::kFloat;
+  c10::Device device = c10::kCPU;
+};
+
+struct LoadedModel {
+  std::shared_ptr<CausalLM> model;
+  std::string source;  // the path given
+  bool from_gguf = false;
+};
+
+LoadedModel load_model(const std::string& path, const LoadOptions& options = {});
+
+// "float32" | "bfloat16" | "float16" (and short forms fp32, bf16, fp16, f32, f16).
+at::ScalarType parse_dtype(const std::string& name);
+// "cpu" | "cuda" | "cuda:N"; bad_input when CUDA is asked for but not usable.
+c10::Device parse_device(const std::string& name);
+
+// Copies `value` into the model parameter `name`, checking its shape against the config.
+void assign_parameter(CausalLM& model, const std::string& name, const at::Tensor& value, const std::string& source);
+
+}  // namespace retort
