@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/model_commands.h"
 #include "cli/version.h"
 #include "io/error.h"
 #include "io/text.h"
@@ -21,14 +22,11 @@ std::vector<CommandSpec> build_table() {
   return {
       {"run", "Run a recipe: fine-tune (LoRA or full) or distill, resuming from the latest checkpoint.",
        "retort run RECIPE.yaml [key.path=value ...]", {}, 1, -1, {}},
-      {"generate", "Generate text from a model (HF directory or .gguf), optionally with an adapter.",
-       "retort generate --model PATH [options]", {}, 0, 0, {}},
+      generate_command(),
       {"chat", "Interactive, streaming multi-turn chat using the model's chat template.",
        "retort chat --model PATH [options]", {}, 0, 0, {}},
-      {"eval", "Mean loss per token and perplexity of a model on a dataset.",
-       "retort eval --model PATH --data FILE.jsonl [options]", {}, 0, 0, {}},
-      {"logits", "Write a model's logits for given token ids to a safetensors file.",
-       "retort logits --model PATH --prompt-ids 1,2,3 --out FILE.safetensors [options]", {}, 0, 0, {}},
+      eval_command(),
+      logits_command(),
       {"tokenize", "Show the ids and pieces a model's tokenizer and chat template produce.",
        "retort tokenize --model PATH (--text TEXT | --file FILE | --chat FILE.json) [options]", {}, 0, 0, {}},
       {"data", "Inspect a dataset as a recipe would see it: counts, masking, truncation.",

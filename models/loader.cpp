@@ -57,7 +57,8 @@ LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
 }  // namespace
 
 void assign_parameter(CausalLM& model, const std::string& name, const at::Tensor& value, const std::string& source) {
-  at::Tensor* parameter = model.named_parameters().find(name);
+  auto parameters = model.named_parameters();  // find() points into this dict: keep it alive
+  at::Tensor* parameter = parameters.find(name);
   if (parameter == nullptr) throw internal_error("model has no parameter").tensor(name);
   if (parameter->sizes() != value.sizes()) {
     throw bad_input("wrong shape for the config: expected " + shape_text(parameter->sizes()) + ", file has " +

@@ -1,6 +1,7 @@
 """Oracle for the model core: tiny Llama / Llama-3.1-rope / Mistral / Qwen2 models made with
 transformers, saved as HF checkpoints, with the logits, greedy generations, loss and
 gradients transformers computes for them (float32, CPU, fixed seeds)."""
+import json
 import sys
 from pathlib import Path
 
@@ -81,6 +82,17 @@ def build(name, cls, config, out: Path, seed: int):
         expected["batch_generate_prompt"] = padded[:, :12]
         expected["batch_generate_mask"] = mask[:, :12]
         expected["batch_generate_ids"] = greedy(model, padded[:, :12], mask[:, :12], new_tokens=16)
+
+    # `retort eval` reference: summed token loss over sequences of different lengths.
+    with torch.no_grad():
+        lines, loss_sum, tokens = [], 0.0, 0
+        for length in (5, 17, 40, 9):
+            seq = ids[length % 2, :length]
+            loss_sum += model(seq[None], labels=seq[None]).loss.double().item() * (length - 1)
+            tokens += length - 1
+            lines.append({"ids": seq.tolist()})
+        (model_dir / "eval.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        write_json(model_dir / "eval_expected.json", {"loss": loss_sum / tokens, "tokens": tokens})
 
     # Loss and gradients after one backward (labels with ignored positions).
     labels = ids.clone()

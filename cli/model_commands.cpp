@@ -1,0 +1,253 @@
+// Model-level commands: generation, logits dumps and evaluation (loss, perplexity).
+#include "cli/model_commands.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+
+#include "io/error.h"
+#include "io/safetensors.h"
+#include "models/generate.h"
+#include "models/loader.h"
+#include "train/losses.h"
+
+namespace retort::cli {
+namespace {
+
+const OptionSpec kModelOption{"model", "PATH", "HF model directory (config.json + safetensors) or .gguf file"};
+const OptionSpec kDtypeOption{"dtype", "TYPE", "float32 (default), bfloat16 or float16"};
+const OptionSpec kDeviceOption{"device", "DEV", "cpu (default), cuda or cuda:N"};
+
+LoadedModel load_from_args(const ParsedArgs& args) {
+  const auto path = args.get("model");
+  if (!path) throw bad_input("retort " + args.command + ": --model PATH is required");
+  LoadOptions options;
+  options.dtype = parse_dtype(args.get_or("dtype", "float32"));
+  options.device = parse_device(args.get_or("device", "cpu"));
+  return load_model(*path, options);
+}
+
+std::string ids_text(const std::vector<int64_t>& ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + std::to_string(ids[i]);
+  return out;
+}
+
+int run_generate(const ParsedArgs& args) {
+  if (!args.has("prompt-ids")) throw bad_input("retort generate: give --prompt-ids 1,2,3 (repeat it for a batch)");
+  std::vector<std::vector<int64_t>> prompts;
+  for (const std::string& text : args.values.at("prompt-ids")) prompts.push_back(parse_id_list(text, "--prompt-ids"));
+  SamplingOptions sampling;
+  sampling.max_new_tokens = args.get_int("max-new-tokens", 128);
+  if (sampling.max_new_tokens <= 0) throw bad_input("must be positive").key("--max-new-tokens");
+  sampling.temperature = args.get_double("temperature", 0.0);
+  if (sampling.temperature < 0) throw bad_input("must be >= 0 (0 = greedy)").key("--temperature");
+  sampling.greedy = sampling.temperature == 0.0;
+  if (sampling.greedy) sampling.temperature = 1.0;
+  sampling.top_k = args.get_int("top-k", 0);
+  sampling.top_p = args.get_double("top-p", 1.0);
+  if (sampling.top_k < 0) throw bad_input("must be >= 0").key("--top-k");
+  if (sampling.top_p <= 0 || sampling.top_p > 1) throw bad_input("must be in (0, 1]").key("--top-p");
+  sampling.repetition_penalty = args.get_double("repetition-penalty", 1.0);
+  if (sampling.repetition_penalty <= 0) throw bad_input("must be positive").key("--repetition-penalty");
+  sampling.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  const LoadedModel loaded = load_from_args(args);
+  const ModelConfig& config = loaded.model->config();
+  if (!args.has("ignore-eos")) sampling.eos_token_ids = config.eos_token_ids;
+  sampling.pad_token_id = config.pad_token_id.value_or(0);
+  const GenerationResult result = generate(*loaded.model, prompts, sampling);
+  for (const auto& tokens : result.new_tokens) {
+    if (args.has("json")) {
+      std::cout << nlohmann::json{{"ids", tokens}, {"text", nullptr}}.dump() << "\n";
+    } else {
+      std::cout << ids_text(tokens) << "\n";
+    }
+  }
+  return 0;
+}
+
+int run_logits(const ParsedArgs& args) {
+  const auto ids_arg = args.get("prompt-ids");
+  const auto out = args.get("out");
+  if (!ids_arg || !out) throw bad_input("retort logits: --prompt-ids and --out are required");
+  const std::vector<int64_t> ids = parse_id_list(*ids_arg, "--prompt-ids");
+  const LoadedModel loaded = load_from_args(args);
+  for (int64_t id : ids) {
+    if (id >= loaded.model->config().vocab_size) {
+      throw bad_input("token id " + std::to_string(id) + " is outside the vocabulary").key("--prompt-ids");
+    }
+  }
+  c10::InferenceMode inference;
+  const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0).to(loaded.model->device());
+  at::Tensor hidden = loaded.model->forward_hidden(input, {}).squeeze(0);  // [T, H]
+  if (!args.has("all-positions")) hidden = hidden.narrow(0, hidden.size(0) - 1, 1);
+  const at::Tensor logits = loaded.model->logits(hidden).to(at::kFloat).to(at::kCPU);
+  write_safetensors(*out, {{"logits", logits}});
+  std::cerr << "wrote logits " << logits.sizes() << " to " << *out << "\n";
+  return 0;
+}
+
+struct EvalTotals {
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  int64_t sequences = 0;
+};
+
+void eval_batch(CausalLM& model, std::vector<std::vector<int64_t>>& batch, EvalTotals& totals) {
+  if (batch.empty()) return;
+  size_t longest = 0;
+  for (const auto& ids : batch) longest = std::max(longest, ids.size());
+  const int64_t rows = static_cast<int64_t>(batch.size()), cols = static_cast<int64_t>(longest);
+  at::Tensor input = at::zeros({rows, cols}, at::kLong);
+  at::Tensor labels = at::full({rows, cols}, kIgnoreIndex, at::kLong);
+  at::Tensor mask = at::zeros({rows, cols}, at::kLong);
+  for (int64_t r = 0; r < rows; ++r) {  // right padding: padded keys are masked, labels ignored
+    const at::Tensor ids = at::tensor(batch[r], at::kLong);
+    input[r].narrow(0, 0, ids.numel()).copy_(ids);
+    labels[r].narrow(0, 0, ids.numel()).copy_(ids);
+    mask[r].narrow(0, 0, ids.numel()).fill_(1);
+  }
+  ForwardOptions options;
+  options.attention_mask = mask.to(model.device());
+  const at::Tensor hidden = model.forward_hidden(input.to(model.device()), options);
+  const TokenLoss loss = causal_lm_loss(hidden, model.output_weight(), labels);
+  totals.loss_sum += loss.sum.item<double>();
+  totals.tokens += loss.tokens;
+  totals.sequences += rows;
+  batch.clear();
+}
+
+int run_eval(const ParsedArgs& args) {
+  const auto data = args.get("data");
+  if (!data) throw bad_input("retort eval: --data FILE.jsonl is required");
+  const int64_t batch_size = args.get_int("batch-size", 8);
+  if (batch_size <= 0) throw bad_input("must be positive").key("--batch-size");
+  std::ifstream in(*data);
+  if (!in) throw bad_input("cannot read").file(*data);
+  const LoadedModel loaded = load_from_args(args);
+  CausalLM& model = *loaded.model;
+  c10::InferenceMode inference;
+  EvalTotals totals;
+  std::vector<std::vector<int64_t>> batch;
+  std::string line;
+  for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& error) {
+      throw bad_input(std::string("invalid JSON: ") + error.what()).file(*data).line(line_number);
+    }
+    if (!record.is_object() || !record.contains("ids")) {
+      throw bad_input(record.is_object() && record.contains("text")
+                          ? "text lines need the tokenizer, which is not in this build yet; give {\"ids\": [...]}"
+                          : "expected an object with \"ids\": [...]")
+          .file(*data)
+          .line(line_number);
+    }
+    std::vector<int64_t> ids;
+    for (const auto& id : record["ids"]) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= model.config().vocab_size) {
+        throw bad_input("\"ids\" must hold token ids in [0, " + std::to_string(model.config().vocab_size) + ")")
+            .file(*data)
+            .line(line_number)
+            .key("ids");
+      }
+      ids.push_back(id.get<int64_t>());
+    }
+    if (ids.size() < 2) continue;  // nothing to predict
+    batch.push_back(std::move(ids));
+    if (static_cast<int64_t>(batch.size()) == batch_size) eval_batch(model, batch, totals);
+  }
+  eval_batch(model, batch, totals);
+  if (totals.tokens == 0) throw bad_input("no sequence with at least two tokens").file(*data);
+  const double mean = totals.loss_sum / static_cast<double>(totals.tokens);
+  if (args.has("json")) {
+    std::cout << nlohmann::json{{"loss", mean}, {"perplexity", std::exp(mean)}, {"tokens", totals.tokens},
+                                {"sequences", totals.sequences}}
+                     .dump()
+              << "\n";
+  } else {
+    std::printf("loss %.6f  perplexity %.4f  tokens %lld  sequences %lld\n", mean, std::exp(mean),
+                static_cast<long long>(totals.tokens), static_cast<long long>(totals.sequences));
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    int64_t value = -1;
+    const auto [end, ec] = std::from_chars(piece.data(), piece.data() + piece.size(), value);
+    if (piece.empty() || ec != std::errc() || end != piece.data() + piece.size() || value < 0) {
+      throw bad_input("expected comma-separated token ids like 1,2,3, got '" + text + "'").key(option);
+    }
+    ids.push_back(value);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+CommandSpec generate_command() {
+  return {"generate",
+          "Generate from a model (HF directory or .gguf) with a KV cache; greedy unless --temperature > 0.",
+          "retort generate --model PATH --prompt-ids 1,2,3 [--prompt-ids ...] [options]",
+          {kModelOption,
+           {"prompt-ids", "IDS", "comma-separated prompt token ids; repeat for a left-padded batch", true},
+           {"max-new-tokens", "N", "tokens to generate at most (default 128)"},
+           {"temperature", "T", "0 = greedy (default); > 0 samples"},
+           {"top-k", "K", "sample among the K most likely tokens (0 = off)"},
+           {"top-p", "P", "nucleus sampling mass (1 = off)"},
+           {"repetition-penalty", "R", "HF-style repetition penalty (1 = off)"},
+           {"seed", "S", "sampling seed (default 0)"},
+           {"ignore-eos", "", "do not stop on the model's EOS ids"},
+           {"json", "", "print {\"ids\": [...], \"text\": ...} per prompt"},
+           kDtypeOption,
+           kDeviceOption},
+          0,
+          0,
+          run_generate};
+}
+
+CommandSpec logits_command() {
+  return {"logits",
+          "Write a model's float32 logits for token ids to a safetensors file (tensor 'logits').",
+          "retort logits --model PATH --prompt-ids 1,2,3 --out FILE.safetensors [--all-positions]",
+          {kModelOption,
+           {"prompt-ids", "IDS", "comma-separated token ids"},
+           {"out", "FILE", "output .safetensors (written atomically)"},
+           {"all-positions", "", "logits for every position [T, V] (default: the last one, [1, V])"},
+           kDtypeOption,
+           kDeviceOption},
+          0,
+          0,
+          run_logits};
+}
+
+CommandSpec eval_command() {
+  return {"eval",
+          "Mean loss per token, perplexity and token count of a model on a JSONL file of {\"ids\": [...]}.",
+          "retort eval --model PATH --data FILE.jsonl [--json]",
+          {kModelOption,
+           {"data", "FILE", "JSONL, one {\"ids\": [...]} per line"},
+           {"batch-size", "N", "sequences per forward pass (default 8)"},
+           {"json", "", "print {\"loss\", \"perplexity\", \"tokens\", \"sequences\"}"},
+           kDtypeOption,
+           kDeviceOption},
+          0,
+          0,
+          run_eval};
+}
+
+}  // namespace retort::cli
