@@ -17,6 +17,9 @@ struct RopeConfig {
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  // GGUF's rope_freqs.weight: per-frequency divisors [hd/2] (Llama 3.1 scaling baked in).
+  // When set, inv_freq = default inv_freq / divisors and `type` is "gguf_freq_factors".
+  std::vector<float> frequency_divisors;
 };
 
 struct ModelConfig {

@@ -29,6 +29,9 @@ at::Tensor rope_inverse_frequencies(const ModelConfig& config) {
   // Same ATen ops in the same order as modeling_rope_utils.py, for bit-identical values.
   at::Tensor inv_freq = at::pow(c10::Scalar(rope.theta), at::arange(0, dim, 2, at::kLong).to(at::kFloat) / dim)
                             .reciprocal();
+  if (!rope.frequency_divisors.empty()) {
+    return inv_freq / at::tensor(rope.frequency_divisors, at::kFloat);  // as llama.cpp: theta / factor
+  }
   if (rope.type == "linear") return inv_freq / rope.factor;
   if (rope.type != "llama3") return inv_freq;
   const double low_freq_wavelen = static_cast<double>(rope.original_max_position_embeddings) / rope.low_freq_factor;

@@ -9,6 +9,7 @@
 
 #include "io/error.h"
 #include "io/safetensors.h"
+#include "models/gguf_model.h"
 #include "models/registry.h"
 
 namespace retort {
@@ -79,7 +80,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) throw bad_input("no such file or directory").file(path);
   if (fs::is_directory(path)) return load_hf_model(path, options);
-  if (fs::path(path).extension() == ".gguf") throw bad_input("GGUF loading is not in this build yet").file(path);
+  if (fs::path(path).extension() == ".gguf") return load_gguf_model(path, options);
   if (fs::path(path).filename() == "config.json") return load_hf_model(fs::path(path).parent_path().string(), options);
   throw bad_input("expected a model directory (config.json + safetensors) or a .gguf file").file(path);
 }

@@ -1,0 +1,142 @@
+#include "models/gguf_model.h"
+
+#include <ATen/ATen.h>
+
+#include <set>
+
+#include "io/error.h"
+#include "models/registry.h"
+
+namespace retort {
+namespace {
+
+// GGUF general.architecture -> the HF architecture we build for it.
+const std::vector<std::pair<std::string, std::string>>& gguf_architectures() {
+  static const std::vector<std::pair<std::string, std::string>> table = {
+      {"llama", "LlamaForCausalLM"},
+      {"qwen2", "Qwen2ForCausalLM"},
+  };
+  return table;
+}
+
+void add_eos(ModelConfig& config, std::optional<uint32_t> id) {
+  if (id && std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), *id) == config.eos_token_ids.end()) {
+    config.eos_token_ids.push_back(*id);
+  }
+}
+
+}  // namespace
+
+ModelConfig config_from_gguf(const GgufFile& file) {
+  const std::string arch = file.get_string("general.architecture");
+  ModelConfig config;
+  bool known = false;
+  std::string names;
+  for (const auto& [gguf_name, hf_name] : gguf_architectures()) {
+    names += (names.empty() ? "" : ", ") + gguf_name;
+    if (gguf_name == arch) {
+      config.architecture = hf_name;
+      config.model_type = arch;
+      known = true;
+    }
+  }
+  if (!known) {
+    throw bad_input("GGUF architecture '" + arch + "' is not supported (supported: " + names + ")")
+        .file(file.path())
+        .key("general.architecture");
+  }
+  const std::string p = arch + ".";
+  config.hidden_size = file.get_u32(p + "embedding_length");
+  config.num_hidden_layers = file.get_u32(p + "block_count");
+  config.intermediate_size = file.get_u32(p + "feed_forward_length");
+  config.num_attention_heads = file.get_u32(p + "attention.head_count");
+  config.num_key_value_heads = file.find_u32(p + "attention.head_count_kv").value_or(config.num_attention_heads);
+  config.head_dim = file.find_u32(p + "attention.key_length")
+                        .value_or(file.find_u32(p + "rope.dimension_count")
+                                      .value_or(config.hidden_size / std::max<int64_t>(1, config.num_attention_heads)));
+  config.max_position_embeddings = file.find_u32(p + "context_length").value_or(2048);
+  config.rms_norm_eps = file.get_f32(p + "attention.layer_norm_rms_epsilon");
+  config.rope.theta = file.find_f32(p + "rope.freq_base").value_or(10000.0f);
+  if (const auto scaling = file.find_string(p + "rope.scaling.type"); scaling && *scaling != "none") {
+    if (*scaling != "linear") {
+      throw bad_input("rope scaling '" + *scaling + "' is not supported (supported: linear, rope_freqs)")
+          .file(file.path())
+          .key(p + "rope.scaling.type");
+    }
+    config.rope.type = "linear";
+    config.rope.factor = file.get_f32(p + "rope.scaling.factor");
+  }
+  if (const GgufTensorInfo* freqs = file.find_tensor("rope_freqs.weight")) {
+    const at::Tensor divisors = file.load_float(freqs->name).flatten();
+    if (divisors.numel() != config.head_dim / 2) {
+      throw bad_input("expected head_dim/2 = " + std::to_string(config.head_dim / 2) + " values")
+          .file(file.path())
+          .tensor(freqs->name);
+    }
+    config.rope.type = "gguf_freq_factors";
+    config.rope.frequency_divisors.assign(divisors.data_ptr<float>(), divisors.data_ptr<float>() + divisors.numel());
+  }
+  const GgufTensorInfo* embedding = file.find_tensor("token_embd.weight");
+  if (embedding == nullptr) throw bad_input("missing tensor").file(file.path()).tensor("token_embd.weight");
+  config.vocab_size = file.find_u32(p + "vocab_size").value_or(static_cast<uint32_t>(embedding->torch_shape()[0]));
+  config.tie_word_embeddings = file.find_tensor("output.weight") == nullptr;
+  config.attention_bias = arch == "qwen2" || file.find_tensor("blk.0.attn_q.bias") != nullptr;
+  if (const auto bos = file.find_u32("tokenizer.ggml.bos_token_id")) config.bos_token_id = *bos;
+  add_eos(config, file.find_u32("tokenizer.ggml.eos_token_id"));
+  add_eos(config, file.find_u32("tokenizer.ggml.eot_token_id"));
+  add_eos(config, file.find_u32("tokenizer.ggml.eom_token_id"));
+  if (const auto pad = file.find_u32("tokenizer.ggml.padding_token_id")) config.pad_token_id = *pad;
+  config.validate(file.path());
+  return config;
+}
+
+at::Tensor unpermute_gguf_qk(const at::Tensor& weight, int64_t heads) {
+  const auto shape = weight.sizes().vec();
+  const int64_t half = shape[0] / heads / 2;
+  std::vector<int64_t> split = {heads, half, 2};
+  split.insert(split.end(), shape.begin() + 1, shape.end());
+  return weight.reshape(split).transpose(1, 2).reshape(shape).contiguous();
+}
+
+LoadedModel load_gguf_model(const std::string& path, const LoadOptions& options) {
+  const std::shared_ptr<GgufFile> file = GgufFile::open(path);
+  const ModelConfig config = config_from_gguf(*file);
+  std::shared_ptr<CausalLM> model = create_model(config, path);
+  model->to(options.device, options.dtype);
+  std::set<std::string> used = {"rope_freqs.weight"};
+  for (const auto& item : model->named_parameters()) {
+    const std::string gguf_name = model->gguf_tensor_name(item.key());
+    if (file->find_tensor(gguf_name) == nullptr) {
+      throw bad_input("missing tensor (needed for " + item.key() + ")").file(path).tensor(gguf_name);
+    }
+    at::Tensor value;
+    try {
+      value = file->load_float(gguf_name);
+    } catch (const Error& error) {
+      throw error.with_defaults({path, -1, "", gguf_name});
+    }
+    if (const auto heads = model->gguf_permuted_heads(item.key())) {
+      if (value.dim() < 1 || value.size(0) % (2 * *heads) != 0) {
+        throw bad_input("first dimension is not heads x head_dim").file(path).tensor(gguf_name);
+      }
+      value = unpermute_gguf_qk(value, *heads);
+    }
+    try {
+      assign_parameter(*model, item.key(), value, path);
+    } catch (const Error& error) {
+      throw Error(error.kind(), error.message(), {path, -1, "", gguf_name});
+    }
+    used.insert(gguf_name);
+  }
+  for (const GgufTensorInfo& info : file->tensors()) {
+    if (!used.count(info.name)) {
+      throw bad_input("unexpected tensor: not part of " + config.architecture + " as described by the metadata")
+          .file(path)
+          .tensor(info.name);
+    }
+  }
+  model->eval();
+  return {model, path, true};
+}
+
+}  // namespace retort
