@@ -33,7 +33,8 @@ constexpr uint32_t kLastValueType = static_cast<uint32_t>(GgufValueType::kFloat6
 // before anything is allocated for it.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                 // key length, value type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;     // name length, n_dims, type, offset
-constexpr uint64_t kValueTypeBytes[] = {1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8};  // string: length
+// By value type id; a string is at least its u64 length, an array its element type and count.
+constexpr uint64_t kValueTypeBytes[] = {1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8};
 
 // Bounds-checked reads from the mapped bytes; every read that would pass the end throws.
 class ByteCursor {
@@ -96,7 +97,8 @@ GgufValueType read_value_type(ByteCursor& cursor, const char* what) {
 template <class T>
 std::vector<T> read_numbers(ByteCursor& cursor, uint64_t count) {
   std::vector<T> values(count);
-  std::memcpy(values.data(), cursor.take(count * sizeof(T), "array data"), count * sizeof(T));
+  const uint8_t* bytes = cursor.take(count * sizeof(T), "array data");
+  if (count > 0) std::memcpy(values.data(), bytes, count * sizeof(T));  // data() is null when empty
   return values;
 }
 
@@ -195,7 +197,7 @@ class GgufParser {
     // A big-endian file's version 2 or 3 reads as 0x02000000 or 0x03000000 here.
     if (version != 0 && (version & 0xFFFFu) == 0) {
       throw bad_input("big-endian GGUF files are not supported (the version field reads as " +
-                      std::to_string(version) + "); convert the file to little-endian");
+                      std::to_string(version) + "); convert it with gguf-py's `gguf-convert-endian FILE little`");
     }
     if (version < 2 || version > 3) {
       throw bad_input("GGUF version " + std::to_string(version) +
