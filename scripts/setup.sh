@@ -34,6 +34,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; 
   echo "setup: creating .venv from requirements.txt (torch 2.11.0 is a few GB; pip caches it)"
   python3 -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --progress-bar off -r requirements.txt
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --progress-bar off -r requirements.txt
   echo "$wanted" > "$stamp"
 fi
