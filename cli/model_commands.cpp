@@ -12,6 +12,7 @@
 
 #include "io/error.h"
 #include "io/safetensors.h"
+#include "lora/lora.h"
 #include "models/generate.h"
 #include "models/loader.h"
 #include "train/losses.h"
@@ -20,6 +21,7 @@ namespace retort::cli {
 namespace {
 
 const OptionSpec kModelOption{"model", "PATH", "HF model directory (config.json + safetensors) or .gguf file"};
+const OptionSpec kAdapterOption{"adapter", "DIR", "PEFT LoRA/DoRA adapter directory to apply"};
 const OptionSpec kDtypeOption{"dtype", "TYPE", "float32 (default), bfloat16 or float16"};
 const OptionSpec kDeviceOption{"device", "DEV", "cpu (default), cuda or cuda:N"};
 
@@ -29,7 +31,9 @@ LoadedModel load_from_args(const ParsedArgs& args) {
   LoadOptions options;
   options.dtype = parse_dtype(args.get_or("dtype", "float32"));
   options.device = parse_device(args.get_or("device", "cpu"));
-  return load_model(*path, options);
+  LoadedModel loaded = load_model(*path, options);
+  if (const auto adapter = args.get("adapter")) load_peft_adapter(*loaded.model, *adapter);
+  return loaded;
 }
 
 std::string ids_text(const std::vector<int64_t>& ids) {
@@ -204,6 +208,7 @@ CommandSpec generate_command() {
           "Generate from a model (HF directory or .gguf) with a KV cache; greedy unless --temperature > 0.",
           "retort generate --model PATH --prompt-ids 1,2,3 [--prompt-ids ...] [options]",
           {kModelOption,
+           kAdapterOption,
            {"prompt-ids", "IDS", "comma-separated prompt token ids; repeat for a left-padded batch", true},
            {"max-new-tokens", "N", "tokens to generate at most (default 128)"},
            {"temperature", "T", "0 = greedy (default); > 0 samples"},
@@ -225,6 +230,7 @@ CommandSpec logits_command() {
           "Write a model's float32 logits for token ids to a safetensors file (tensor 'logits').",
           "retort logits --model PATH --prompt-ids 1,2,3 --out FILE.safetensors [--all-positions]",
           {kModelOption,
+           kAdapterOption,
            {"prompt-ids", "IDS", "comma-separated token ids"},
            {"out", "FILE", "output .safetensors (written atomically)"},
            {"all-positions", "", "logits for every position [T, V] (default: the last one, [1, V])"},
@@ -240,6 +246,7 @@ CommandSpec eval_command() {
           "Mean loss per token, perplexity and token count of a model on a JSONL file of {\"ids\": [...]}.",
           "retort eval --model PATH --data FILE.jsonl [--json]",
           {kModelOption,
+           kAdapterOption,
            {"data", "FILE", "JSONL, one {\"ids\": [...]} per line"},
            {"batch-size", "N", "sequences per forward pass (default 8)"},
            {"json", "", "print {\"loss\", \"perplexity\", \"tokens\", \"sequences\"}"},

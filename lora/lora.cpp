@@ -1,0 +1,174 @@
+#include "lora/lora.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "io/atomic_file.h"
+#include "io/error.h"
+#include "io/safetensors.h"
+
+namespace retort {
+
+double LoraSpec::scaling() const {
+  return use_rslora ? alpha / std::sqrt(static_cast<double>(rank)) : alpha / static_cast<double>(rank);
+}
+
+LoraAdapter::LoraAdapter(const Projection& base, const LoraSpec& lora_spec) : spec(lora_spec) {
+  const auto options = base.weight.options();
+  lora_a = at::zeros({spec.rank, base.in_features()}, options);
+  lora_b = at::zeros({base.out_features(), spec.rank}, options);
+}
+
+namespace {
+
+// ||W + delta|| per output row, as peft's DoRA get_weight_norm.
+at::Tensor dora_weight_norm(const at::Tensor& weight, const at::Tensor& delta) {
+  return at::linalg_vector_norm(weight + delta, 2, /*dim=*/{1}, /*keepdim=*/false, std::nullopt);
+}
+
+}  // namespace
+
+at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base) {
+  at::Tensor result = base.forward_base(input);
+  const at::Tensor x = (training && spec.dropout > 0) ? at::dropout(input, spec.dropout, true) : input;
+  const at::Tensor lora = at::linear(at::linear(x, lora_a), lora_b);
+  const double scaling = spec.scaling();
+  if (!spec.use_dora) return result + lora * scaling;
+  // DoRA: m / ||W + s B A|| rescales the whole direction; the norm is a constant for autograd.
+  const at::Tensor delta = at::matmul(lora_b, lora_a) * scaling;
+  const at::Tensor norm = dora_weight_norm(base.weight, delta).detach();
+  const at::Tensor magnitude_scale = (magnitude / norm).view({1, -1});
+  const at::Tensor base_no_bias = at::linear(x, base.weight);
+  return result + (magnitude_scale - 1) * base_no_bias + magnitude_scale * lora * scaling;
+}
+
+at::Tensor LoraAdapter::merged_delta(const Projection& base) const {
+  const at::Tensor delta = at::matmul(lora_b, lora_a) * spec.scaling();
+  if (!spec.use_dora) return delta;
+  const at::Tensor norm = dora_weight_norm(base.weight, delta);
+  return (magnitude / norm).view({-1, 1}) * (base.weight + delta) - base.weight;
+}
+
+std::map<std::string, std::shared_ptr<Projection>> projections_of(CausalLM& model) {
+  std::map<std::string, std::shared_ptr<Projection>> out;
+  for (const auto& item : model.named_modules(/*name_prefix=*/"", /*include_self=*/false)) {
+    if (auto projection = std::dynamic_pointer_cast<Projection>(item.value())) out[item.key()] = projection;
+  }
+  return out;
+}
+
+namespace {
+
+using Json = nlohmann::json;
+
+LoraSpec parse_adapter_config(const Json& config, const std::string& path) {
+  auto number = [&](const char* key, double fallback) {
+    if (!config.contains(key) || config[key].is_null()) return fallback;
+    if (!config[key].is_number()) throw bad_input("expected a number").file(path).key(key);
+    return config[key].get<double>();
+  };
+  auto flag = [&](const char* key) {
+    if (!config.contains(key) || config[key].is_null()) return false;
+    if (!config[key].is_boolean()) throw bad_input("expected true or false").file(path).key(key);
+    return config[key].get<bool>();
+  };
+  if (config.value("peft_type", "LORA") != "LORA") {
+    throw bad_input("only LORA adapters are supported").file(path).key("peft_type");
+  }
+  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+    if (config.contains(key) && config[key].is_object() && !config[key].empty()) {
+      throw bad_input("per-module ranks/alphas are not supported yet").file(path).key(key);
+    }
+  }
+  if (flag("fan_in_fan_out")) throw bad_input("fan_in_fan_out is for Conv1D models, not Llama").file(path).key("fan_in_fan_out");
+  if (config.contains("bias") && config["bias"] != "none") {
+    throw bad_input("adapters with trained biases are not supported").file(path).key("bias");
+  }
+  if (config.contains("modules_to_save") && !config["modules_to_save"].is_null() &&
+      !config["modules_to_save"].empty()) {
+    throw bad_input("modules_to_save (full module copies) is not supported").file(path).key("modules_to_save");
+  }
+  LoraSpec spec;
+  spec.rank = static_cast<int64_t>(number("r", 8));
+  spec.alpha = number("lora_alpha", 8);
+  spec.dropout = number("lora_dropout", 0);
+  spec.use_rslora = flag("use_rslora");
+  spec.use_dora = flag("use_dora");
+  if (spec.rank <= 0) throw bad_input("rank must be positive").file(path).key("r");
+  return spec;
+}
+
+constexpr const char* kPeftPrefix = "base_model.model.";
+
+}  // namespace
+
+LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir) {
+  namespace fs = std::filesystem;
+  const std::string config_path = (fs::path(adapter_dir) / "adapter_config.json").string();
+  const std::string weights_path = (fs::path(adapter_dir) / "adapter_model.safetensors").string();
+  if (!fs::exists(config_path)) throw bad_input("no adapter_config.json in this adapter directory").file(adapter_dir);
+  if (!fs::exists(weights_path)) throw bad_input("no adapter_model.safetensors in this adapter directory").file(adapter_dir);
+  Json config;
+  try {
+    config = Json::parse(read_text_file(config_path));
+  } catch (const Json::exception& error) {
+    throw bad_input(std::string("invalid JSON: ") + error.what()).file(config_path);
+  }
+  LoadedAdapter loaded;
+  loaded.spec = parse_adapter_config(config, config_path);
+  loaded.base_model_name_or_path = config.value("base_model_name_or_path", "");
+  const auto file = SafetensorsFile::open(weights_path);
+  const auto projections = projections_of(model);
+  std::set<std::string> used;
+  c10::NoGradGuard no_grad;
+  for (const auto& [path, projection] : projections) {
+    const std::string stem = kPeftPrefix + path;
+    const bool has_a = file->find(stem + ".lora_A.weight") != nullptr;
+    const bool has_b = file->find(stem + ".lora_B.weight") != nullptr;
+    if (!has_a && !has_b) continue;
+    if (!has_a || !has_b) {
+      throw bad_input("incomplete LoRA pair (needs lora_A and lora_B)").file(weights_path).tensor(stem);
+    }
+    auto adapter = std::make_shared<LoraAdapter>(*projection, loaded.spec);
+    auto assign = [&](at::Tensor& target, const std::string& name) {
+      const at::Tensor value = file->view(name);
+      if (value.sizes() != target.sizes()) {
+        throw bad_input("wrong shape: expected [" + std::to_string(target.size(0)) + ", " +
+                        (target.dim() > 1 ? std::to_string(target.size(1)) : std::string("")) + "] for rank " +
+                        std::to_string(loaded.spec.rank))
+            .file(weights_path)
+            .tensor(name);
+      }
+      target.copy_(value);
+      used.insert(name);
+    };
+    assign(adapter->lora_a, stem + ".lora_A.weight");
+    assign(adapter->lora_b, stem + ".lora_B.weight");
+    if (loaded.spec.use_dora) {
+      std::string name = stem + ".lora_magnitude_vector";
+      if (file->find(name) == nullptr) name += ".weight";
+      if (file->find(name) == nullptr) throw bad_input("missing DoRA magnitude").file(weights_path).tensor(name);
+      adapter->magnitude = at::empty({projection->out_features()}, projection->weight.options());
+      assign(adapter->magnitude, name);
+    }
+    projection->adapter = adapter;
+    loaded.target_modules.push_back(path);
+  }
+  for (const auto& info : file->tensors()) {
+    if (!used.count(info.name)) {
+      throw bad_input("tensor matches no projection of " + model.config().architecture +
+                      " (supported: LoRA A/B on linear layers, DoRA magnitudes)")
+          .file(weights_path)
+          .tensor(info.name);
+    }
+  }
+  if (loaded.target_modules.empty()) throw bad_input("adapter holds no LoRA weights").file(weights_path);
+  return loaded;
+}
+
+}  // namespace retort

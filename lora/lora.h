@@ -1,0 +1,55 @@
+// LoRA and DoRA on the one linear choke point (models/linear.h): an adapter attached to a
+// Projection adds scaling * B(A(dropout(x))) (DoRA: also rescales by a learned magnitude).
+// Reference: peft tuners/lora/layer.py (Linear.forward, DoRA in tuners/lora/dora.py).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/causal_lm.h"
+#include "models/linear.h"
+
+namespace retort {
+
+struct LoraSpec {
+  int64_t rank = 8;
+  double alpha = 8.0;
+  double dropout = 0.0;
+  bool use_rslora = false;  // scaling alpha / sqrt(r) instead of alpha / r
+  bool use_dora = false;
+  double scaling() const;
+};
+
+class LoraAdapter : public ProjectionAdapter {
+ public:
+  LoraAdapter(const Projection& base, const LoraSpec& spec);
+
+  at::Tensor forward(const at::Tensor& input, const Projection& base) override;
+  // Delta W = scaling * B @ A  [out, in] (DoRA: the full merged weight minus W).
+  at::Tensor merged_delta(const Projection& base) const;
+
+  LoraSpec spec;
+  at::Tensor lora_a;     // [r, in]
+  at::Tensor lora_b;     // [out, r]
+  at::Tensor magnitude;  // [out], DoRA only
+  bool training = false;
+};
+
+struct LoadedAdapter {
+  LoraSpec spec;
+  std::vector<std::string> target_modules;  // module paths that received an adapter
+  std::string base_model_name_or_path;
+};
+
+// Loads a PEFT adapter directory (adapter_config.json + adapter_model.safetensors) onto
+// `model`'s projections. Bad input names the file and key or tensor.
+LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir);
+
+// Every Projection in the model by module path ("model.layers.0.self_attn.q_proj").
+std::map<std::string, std::shared_ptr<Projection>> projections_of(CausalLM& model);
+
+}  // namespace retort
