@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/model_commands.h"
+#include "cli/run_command.h"
 #include "cli/version.h"
 #include "io/error.h"
 #include "io/text.h"
@@ -20,8 +21,7 @@ namespace {
 std::vector<CommandSpec> build_table() {
   // Commands land with their issues; until then `--help` says they are planned.
   return {
-      {"run", "Run a recipe: fine-tune (LoRA or full) or distill, resuming from the latest checkpoint.",
-       "retort run RECIPE.yaml [key.path=value ...]", {}, 1, -1, {}},
+      run_command(),
       generate_command(),
       {"chat", "Interactive, streaming multi-turn chat using the model's chat template.",
        "retort chat --model PATH [options]", {}, 0, 0, {}},

@@ -19,12 +19,21 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 }
 
 std::string nearest_match(std::string_view word, const std::vector<std::string>& candidates) {
+  // Closest by edit distance; ties go to the longer common prefix ("lrate" -> "lr", not "name").
+  auto common_prefix = [&](const std::string& candidate) {
+    size_t n = 0;
+    while (n < word.size() && n < candidate.size() && word[n] == candidate[n]) ++n;
+    return n;
+  };
   std::string best;
   size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
+  size_t best_prefix = 0;
   for (const std::string& candidate : candidates) {
     const size_t distance = edit_distance(word, candidate);
-    if (distance < best_distance) {
+    const size_t prefix = common_prefix(candidate);
+    if (distance < best_distance || (distance == best_distance && !best.empty() && prefix > best_prefix)) {
       best_distance = distance;
+      best_prefix = prefix;
       best = candidate;
     }
   }

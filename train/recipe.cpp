@@ -1,0 +1,129 @@
+// The recipe's field table: one place that names every key, its type, default and choices.
+#include "train/recipe.h"
+
+#include "io/atomic_file.h"
+#include "io/config_visitor.h"
+#include "io/error.h"
+
+namespace retort {
+namespace {
+
+void describe(Recipe& r, ConfigVisitor& v) {
+  v.field("name", r.name, "a name for the run");
+  v.section("model", [&](ConfigVisitor& s) {
+    s.field("path", r.model.path, "HF model directory or .gguf file");
+    s.choice("dtype", r.model.dtype, {"float32", "bfloat16", "float16"}, "weights' dtype");
+    s.field("device", r.model.device, "cpu, cuda or cuda:N");
+  });
+  v.section("tokenizer", [&](ConfigVisitor& s) {
+    s.field("path", r.tokenizer.path, "tokenizer file or directory (default: the model's)");
+    s.field("chat_template", r.tokenizer.chat_template, "built-in template name (default: recognised)");
+  });
+  v.section("data", [&](ConfigVisitor& s) {
+    s.field("train", r.data.train, "training JSONL");
+    s.field("validation", r.data.validation, "validation JSONL");
+    s.field("validation_fraction", r.data.validation_fraction, "share of train held out");
+    s.choice("format", r.data.format, {"chat", "alpaca", "text"}, "example format");
+    s.field("max_seq_len", r.data.max_seq_len, "tokens per example at most");
+    s.choice("length_policy", r.data.length_policy, {"drop", "truncate_turns"}, "what to do with long examples");
+    s.field("packing", r.data.packing, "pack examples into full rows");
+    s.choice("train_on", r.data.train_on, {"assistant", "last_assistant", "all"}, "which tokens carry loss");
+    s.choice("on_bad_example", r.data.on_bad_example, {"error", "skip"}, "malformed lines");
+    s.field("system_prompt", r.data.system_prompt, "system prompt added where a conversation has none");
+  });
+  v.section("lora", [&](ConfigVisitor& s) {
+    s.field("enabled", r.lora.enabled, "false: full fine-tuning");
+    s.field("rank", r.lora.rank, "LoRA rank r");
+    s.field("alpha", r.lora.alpha, "LoRA alpha");
+    s.field("dropout", r.lora.dropout, "dropout on the LoRA input");
+    s.field("use_rslora", r.lora.use_rslora, "scale by alpha/sqrt(r)");
+    s.field("use_dora", r.lora.use_dora, "weight-decomposed LoRA");
+    s.field("target_modules", r.lora.target_modules, "projection names to adapt");
+  });
+  v.section("optimizer", [&](ConfigVisitor& s) {
+    s.choice("name", r.optimizer.name, {"adamw"}, "optimizer");
+    s.field("lr", r.optimizer.lr, "peak learning rate");
+    s.field("weight_decay", r.optimizer.weight_decay, "decoupled weight decay (>= 2-D weights only)");
+    s.field("beta1", r.optimizer.beta1, "Adam beta1");
+    s.field("beta2", r.optimizer.beta2, "Adam beta2");
+    s.field("eps", r.optimizer.eps, "Adam epsilon");
+    s.field("max_grad_norm", r.optimizer.max_grad_norm, "gradient clipping norm (0: off)");
+  });
+  v.section("scheduler", [&](ConfigVisitor& s) {
+    s.choice("name", r.scheduler.name, {"constant", "linear", "cosine"}, "learning-rate schedule");
+    s.field("warmup_steps", r.scheduler.warmup_steps, "linear warmup steps");
+    s.field("min_lr_ratio", r.scheduler.min_lr_ratio, "final lr as a share of the peak");
+  });
+  v.section("training", [&](ConfigVisitor& s) {
+    s.field("micro_batch_size", r.training.micro_batch_size, "examples per forward pass");
+    s.field("gradient_accumulation", r.training.gradient_accumulation, "micro-batches per optimizer step");
+    s.field("max_steps", r.training.max_steps, "optimizer steps (0: use epochs)");
+    s.field("epochs", r.training.epochs, "passes over the data");
+    s.field("max_minutes", r.training.max_minutes, "wall-time limit (0: none)");
+    s.field("seed", r.training.seed, "seed for init, shuffling and dropout");
+    s.choice("precision", r.training.precision, {"float32", "bfloat16", "float16"}, "compute precision");
+    s.field("activation_checkpointing", r.training.activation_checkpointing, "recompute layers in backward");
+    s.field("eval_every_steps", r.training.eval_every_steps, "validation cadence (0: at the end)");
+  });
+  v.section("checkpoint", [&](ConfigVisitor& s) {
+    s.field("output_dir", r.checkpoint.output_dir, "where checkpoints, metrics and exports go");
+    s.field("every_steps", r.checkpoint.every_steps, "checkpoint cadence (0: at the end)");
+    s.field("keep_last", r.checkpoint.keep_last, "checkpoints kept");
+    s.field("resume", r.checkpoint.resume, "resume from the latest checkpoint in output_dir");
+  });
+  v.section("logging", [&](ConfigVisitor& s) {
+    s.field("every_steps", r.logging.every_steps, "progress line cadence");
+    s.field("tensorboard", r.logging.tensorboard, "write TensorBoard event files");
+  });
+  v.section("export", [&](ConfigVisitor& s) {
+    s.field("formats", r.exports.formats, "exports written when the run ends: hf, peft, gguf, gguf-lora");
+    s.choice("quant", r.exports.quant, {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q6_k"}, "GGUF type");
+  });
+}
+
+void validate(const Recipe& r, const std::string& source) {
+  auto positive = [&](int64_t value, const char* key) {
+    if (value <= 0) throw bad_input("must be positive, got " + std::to_string(value)).file(source).key(key);
+  };
+  positive(r.data.max_seq_len, "data.max_seq_len");
+  positive(r.training.micro_batch_size, "training.micro_batch_size");
+  positive(r.training.gradient_accumulation, "training.gradient_accumulation");
+  positive(r.checkpoint.keep_last, "checkpoint.keep_last");
+  if (r.lora.enabled) positive(r.lora.rank, "lora.rank");
+  if (r.optimizer.lr <= 0) throw bad_input("must be positive").file(source).key("optimizer.lr");
+  if (r.data.validation_fraction < 0 || r.data.validation_fraction >= 1) {
+    throw bad_input("must be in [0, 1)").file(source).key("data.validation_fraction");
+  }
+  for (const std::string& format : r.exports.formats) {
+    if (format != "hf" && format != "peft" && format != "gguf" && format != "gguf-lora") {
+      throw bad_input("unknown export format '" + format + "' (valid: hf, peft, gguf, gguf-lora)")
+          .file(source)
+          .key("export.formats");
+    }
+  }
+}
+
+}  // namespace
+
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source, const std::vector<std::string>& overrides) {
+  Recipe recipe;
+  read_yaml_config(yaml_text, source, overrides, [&](ConfigVisitor& v) { describe(recipe, v); });
+  validate(recipe, source);
+  return recipe;
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse_recipe(read_text_file(path), path, overrides);
+}
+
+std::string recipe_to_yaml(const Recipe& recipe) {
+  Recipe copy = recipe;
+  return write_yaml_config([&](ConfigVisitor& v) { describe(copy, v); });
+}
+
+std::vector<std::string> recipe_keys() {
+  Recipe recipe;
+  return config_keys([&](ConfigVisitor& v) { describe(recipe, v); });
+}
+
+}  // namespace retort

@@ -1,0 +1,112 @@
+// A recipe: the YAML file a user writes to fine-tune (and later distill), parsed into typed
+// sections with defaults. Every field is described once in recipe.cpp (read, print, override).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace retort {
+
+struct ModelSection {
+  std::string path;  // HF directory or .gguf
+  std::string dtype = "float32";
+  std::string device = "cpu";
+};
+
+struct TokenizerSection {
+  std::string path;           // default: the model's own tokenizer
+  std::string chat_template;  // default: recognised from the model; or a built-in name
+};
+
+struct DataSection {
+  std::string train;
+  std::string validation;           // a separate file, or
+  double validation_fraction = 0.0;  // a share of `train`
+  std::string format = "chat";      // chat | alpaca | text
+  int64_t max_seq_len = 2048;
+  std::string length_policy = "drop";  // drop | truncate_turns
+  bool packing = false;
+  std::string train_on = "assistant";  // assistant | last_assistant | all
+  std::string on_bad_example = "error";  // error | skip
+  std::string system_prompt;
+};
+
+struct LoraSection {
+  bool enabled = true;
+  int64_t rank = 16;
+  double alpha = 32.0;
+  double dropout = 0.05;
+  bool use_rslora = false;
+  bool use_dora = false;
+  std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                             "down_proj"};
+};
+
+struct OptimizerSection {
+  std::string name = "adamw";
+  double lr = 2e-4;
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double max_grad_norm = 1.0;  // 0: no clipping
+};
+
+struct SchedulerSection {
+  std::string name = "cosine";  // constant | linear | cosine
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;
+};
+
+struct TrainingSection {
+  int64_t micro_batch_size = 1;
+  int64_t gradient_accumulation = 1;
+  int64_t max_steps = 0;  // 0: run `epochs`
+  int64_t epochs = 1;
+  double max_minutes = 0;  // 0: no wall-time limit
+  int64_t seed = 0;
+  std::string precision = "float32";  // float32 | bfloat16 | float16
+  bool activation_checkpointing = false;
+  int64_t eval_every_steps = 0;
+};
+
+struct CheckpointSection {
+  std::string output_dir = "runs/default";
+  int64_t every_steps = 0;  // 0: only at the end
+  int64_t keep_last = 2;
+  bool resume = true;
+};
+
+struct LoggingSection {
+  int64_t every_steps = 1;
+  bool tensorboard = true;
+};
+
+struct ExportSection {
+  std::vector<std::string> formats;  // hf | peft | gguf | gguf-lora
+  std::string quant = "f16";
+};
+
+struct Recipe {
+  std::string name;
+  ModelSection model;
+  TokenizerSection tokenizer;
+  DataSection data;
+  LoraSection lora;
+  OptimizerSection optimizer;
+  SchedulerSection scheduler;
+  TrainingSection training;
+  CheckpointSection checkpoint;
+  LoggingSection logging;
+  ExportSection exports;
+};
+
+// Reads a recipe file and applies "a.b=value" overrides; bad_input with file:line and key.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+std::string recipe_to_yaml(const Recipe& recipe);
+std::vector<std::string> recipe_keys();
+
+}  // namespace retort
