@@ -1,0 +1,64 @@
+#include "finetune/sft_step.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <cmath>
+
+#include "io/error.h"
+#include "train/losses.h"
+
+namespace retort {
+
+SftStep::SftStep(CausalLM& model) : model_(model) {
+  std::vector<at::Tensor> adapter_tensors;
+  for (auto& [path, projection] : projections_of(model)) {
+    if (auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get())) {
+      lora->training = true;
+      for (at::Tensor* t : {&lora->lora_a, &lora->lora_b, &lora->magnitude}) {
+        if (t->defined()) adapter_tensors.push_back(*t);
+      }
+    }
+  }
+  const bool use_lora = !adapter_tensors.empty();
+  for (auto& p : model.parameters()) p.set_requires_grad(!use_lora);
+  if (use_lora) {
+    for (at::Tensor& t : adapter_tensors) t.set_requires_grad(true);
+    trainable_ = adapter_tensors;
+  } else {
+    trainable_ = model.parameters();
+  }
+  model.train();
+}
+
+StepResult SftStep::forward(const Batch& batch) {
+  ForwardOptions options;
+  options.attention_mask = batch.attention_mask;
+  options.position_ids = batch.position_ids;
+  const at::Tensor hidden = model_.forward_hidden(batch.input_ids, options);
+  const TokenLoss loss = causal_lm_loss(hidden, model_.output_weight(), batch.labels);
+  return {loss.sum, loss.tokens};
+}
+
+int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& targets, uint64_t seed) {
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  int64_t attached = 0;
+  c10::NoGradGuard no_grad;
+  for (auto& [path, projection] : projections_of(model)) {
+    const std::string leaf = path.substr(path.rfind('.') + 1);
+    if (std::find(targets.begin(), targets.end(), leaf) == targets.end()) continue;
+    auto adapter = std::make_shared<LoraAdapter>(*projection, spec);
+    // nn.Linear's default init (kaiming_uniform with a = sqrt(5)): U(-1/sqrt(in), 1/sqrt(in)).
+    const double bound = 1.0 / std::sqrt(static_cast<double>(projection->in_features()));
+    adapter->lora_a.copy_(at::empty(adapter->lora_a.sizes(), at::kFloat).uniform_(-bound, bound, generator));
+    if (spec.use_dora) {
+      adapter->magnitude = at::linalg_vector_norm(projection->weight, 2, {1}, false, std::nullopt).clone();
+    }
+    projection->adapter = adapter;
+    ++attached;
+  }
+  if (attached == 0) throw bad_input("no projection matches lora.target_modules").key("lora.target_modules");
+  return attached;
+}
+
+}  // namespace retort

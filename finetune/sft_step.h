@@ -1,0 +1,29 @@
+// The supervised fine-tuning step (full or LoRA) plugged into the training loop: next-token
+// cross-entropy on the trained tokens, computed in chunks over the output projection.
+#pragma once
+
+#include "lora/lora.h"
+#include "models/causal_lm.h"
+#include "train/trainer.h"
+
+namespace retort {
+
+class SftStep : public TrainingStep {
+ public:
+  // LoRA when the model's projections carry adapters (only their A/B/magnitude train; the base is
+  // frozen); otherwise full fine-tuning of every parameter.
+  explicit SftStep(CausalLM& model);
+
+  StepResult forward(const Batch& batch) override;
+  std::vector<at::Tensor> trainable_parameters() override { return trainable_; }
+
+ private:
+  CausalLM& model_;
+  std::vector<at::Tensor> trainable_;
+};
+
+// Attaches fresh adapters (A Kaiming-uniform as nn.Linear, B zeros) to projections whose last
+// name component is in `targets` (e.g. "q_proj"); returns how many were attached.
+int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& targets, uint64_t seed);
+
+}  // namespace retort

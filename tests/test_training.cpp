@@ -1,0 +1,148 @@
+// The training loop against an explicit PyTorch reference (tests/reference/fixture_training.py):
+// 10-step loss trajectories for full fine-tuning and LoRA, accumulation normalised by trained
+// tokens, only adapter parameters changing under LoRA; learning-rate schedules.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "finetune/sft_step.h"
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+#include "lora/lora.h"
+#include "models/loader.h"
+#include "tests/test_support_fixtures.h"
+#include "train/losses.h"
+#include "train/trainer.h"
+
+namespace retort {
+namespace {
+
+class VectorSource : public BatchSource {
+ public:
+  explicit VectorSource(std::vector<Batch> batches) : batches_(std::move(batches)) {}
+  std::optional<Batch> next() override {
+    if (index_ >= batches_.size()) return std::nullopt;
+    return batches_[index_++];
+  }
+
+ private:
+  std::vector<Batch> batches_;
+  size_t index_ = 0;
+};
+
+std::vector<Batch> fixture_batches() {
+  const auto file = SafetensorsFile::open((test::fixture_dir("training") / "batches.safetensors").string());
+  std::vector<Batch> batches;
+  for (int i = 0; file->find("input_ids." + std::to_string(i)); ++i) {
+    const std::string n = std::to_string(i);
+    batches.push_back({file->load("input_ids." + n), file->load("labels." + n), file->load("attention_mask." + n), {}});
+  }
+  return batches;
+}
+
+TrainerOptions fixture_options() {
+  const auto settings = nlohmann::json::parse(read_text_file((test::fixture_dir("training") / "settings.json").string()));
+  TrainerOptions options;
+  options.max_steps = settings["steps"];
+  options.gradient_accumulation = settings["accumulation"];
+  options.adamw.lr = settings["lr"];
+  options.adamw.weight_decay = settings["weight_decay"];
+  options.max_grad_norm = settings["max_grad_norm"];
+  options.schedule = {"cosine", settings["warmup"].get<int64_t>(), settings["steps"].get<int64_t>(), 0.0};
+  return options;
+}
+
+void expect_trajectory(const std::vector<StepMetrics>& ours, const std::string& reference_file) {
+  const auto reference = nlohmann::json::parse(read_text_file((test::fixture_dir("training") / reference_file).string()));
+  ASSERT_EQ(ours.size(), reference.size());
+  for (size_t i = 0; i < ours.size(); ++i) {
+    const double loss = reference[i]["loss"];
+    EXPECT_NEAR(ours[i].loss, loss, 1e-4 * loss) << "step " << i + 1;
+    EXPECT_NEAR(ours[i].grad_norm, reference[i]["grad_norm"].get<double>(), 1e-4 * ours[i].grad_norm) << i + 1;
+    EXPECT_DOUBLE_EQ(ours[i].lr, reference[i]["lr"].get<double>()) << i + 1;
+    EXPECT_EQ(ours[i].tokens, reference[i]["tokens"].get<int64_t>()) << i + 1;
+  }
+}
+
+TEST(Training, FullFineTuneTrajectoryEqualsReference) {
+  const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string());
+  SftStep step(*loaded.model);
+  VectorSource data(fixture_batches());
+  Trainer trainer(step, data, fixture_options());
+  expect_trajectory(trainer.run(), "full.json");
+  const auto final_weights = SafetensorsFile::open((test::fixture_dir("training") / "full_final.safetensors").string());
+  for (const auto& item : loaded.model->named_parameters()) {
+    const at::Tensor reference = final_weights->load(item.key());
+    EXPECT_LE((item.value() - reference).abs().max().item<double>(), 1e-4) << item.key();
+  }
+}
+
+TEST(Training, LoraTrajectoryEqualsPeftAndOnlyAdaptersChange) {
+  const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string());
+  std::map<std::string, at::Tensor> before;
+  for (const auto& item : loaded.model->named_parameters()) before[item.key()] = item.value().clone();
+  load_peft_adapter(*loaded.model, (test::fixture_dir("training") / "lora_init").string());
+  SftStep step(*loaded.model);
+  EXPECT_EQ(step.trainable_parameters().size(), 2u * 3u * 2u);  // A and B, 3 targets, 2 layers
+  VectorSource data(fixture_batches());
+  Trainer trainer(step, data, fixture_options());
+  expect_trajectory(trainer.run(), "lora.json");
+  for (const auto& item : loaded.model->named_parameters()) {
+    EXPECT_TRUE(at::equal(item.value(), before[item.key()])) << "base weight changed: " << item.key();
+  }
+  for (const at::Tensor& t : step.trainable_parameters()) EXPECT_GT(t.abs().sum().item<double>(), 0.0);
+}
+
+TEST(Training, AccumulationOfFourSingleBatchesEqualsOneBatchOfFour) {
+  at::manual_seed(3);
+  const at::Tensor ids = at::randint(1, 64, {4, 12}, at::kLong);
+  at::Tensor labels = ids.clone();
+  // Different numbers of trained tokens per row (labels[:, 1:] counted): 10, 6, 3 and 11.
+  labels[0].narrow(0, 0, 2).fill_(kIgnoreIndex);
+  labels[1].narrow(0, 0, 6).fill_(kIgnoreIndex);
+  labels[2].narrow(0, 0, 9).fill_(kIgnoreIndex);
+  labels[3].narrow(0, 0, 1).fill_(kIgnoreIndex);
+  auto run = [&](int64_t micro, int64_t accumulation) {
+    const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string());
+    std::vector<Batch> batches;
+    for (int64_t start = 0; start < 4; start += micro) {
+      batches.push_back({ids.narrow(0, start, micro), labels.narrow(0, start, micro), {}, {}});
+    }
+    SftStep step(*loaded.model);
+    VectorSource data(batches);
+    TrainerOptions options;
+    options.max_steps = 1;
+    options.gradient_accumulation = accumulation;
+    options.adamw.lr = 1e-2;
+    options.max_grad_norm = 0;
+    Trainer trainer(step, data, options);
+    const auto metrics = trainer.run();
+    EXPECT_EQ(metrics.front().tokens, 10 + 6 + 3 + 11);
+    return std::make_pair(loaded.model, metrics.front().loss);
+  };
+  const auto [one_batch, loss_a] = run(4, 1);
+  const auto [four_micro, loss_b] = run(1, 4);
+  EXPECT_NEAR(loss_a, loss_b, 1e-6);
+  auto params_b = four_micro->named_parameters();
+  for (const auto& item : one_batch->named_parameters()) {
+    EXPECT_LE((item.value() - params_b[item.key()]).abs().max().item<double>(), 1e-6) << item.key();
+  }
+}
+
+TEST(Schedules, WarmupThenDecayAsTransformersDefinesThem) {
+  const ScheduleOptions cosine{"cosine", 10, 110, 0.0};
+  EXPECT_DOUBLE_EQ(lr_multiplier(cosine, 0), 0.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(cosine, 5), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(cosine, 10), 1.0);
+  EXPECT_NEAR(lr_multiplier(cosine, 60), 0.5, 1e-12);
+  EXPECT_NEAR(lr_multiplier(cosine, 110), 0.0, 1e-12);
+  const ScheduleOptions with_floor{"cosine", 0, 100, 0.1};
+  EXPECT_NEAR(lr_multiplier(with_floor, 100), 0.1, 1e-12);
+  const ScheduleOptions linear{"linear", 0, 100, 0.0};
+  EXPECT_DOUBLE_EQ(lr_multiplier(linear, 25), 0.75);
+  EXPECT_DOUBLE_EQ(lr_multiplier({"constant", 4, 100, 0.0}, 50), 1.0);
+}
+
+}  // namespace
+}  // namespace retort

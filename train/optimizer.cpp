@@ -1,0 +1,108 @@
+#include "train/optimizer.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <cmath>
+
+#include "io/error.h"
+
+namespace retort {
+
+AdamW::AdamW(std::vector<at::Tensor> parameters, AdamWOptions options)
+    : parameters_(std::move(parameters)), options_(options) {
+  Group decay{{}, options.weight_decay}, no_decay{{}, 0.0};
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const at::Tensor& p = parameters_[i];
+    exp_avg_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
+    exp_avg_sq_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
+    steps_.push_back(at::zeros({}, p.options().dtype(at::kFloat).device(at::kCPU)));
+    (p.dim() >= 2 ? decay : no_decay).members.push_back(i);  // no decay on norms and biases
+  }
+  for (Group* group : {&decay, &no_decay}) {
+    if (!group->members.empty()) groups_.push_back(*group);
+  }
+}
+
+void AdamW::step(double lr) {
+  c10::NoGradGuard no_grad;
+  for (const Group& group : groups_) {
+    std::vector<at::Tensor> params, grads, avg, avg_sq, steps;
+    for (size_t i : group.members) {
+      if (!parameters_[i].grad().defined()) continue;
+      params.push_back(parameters_[i]);
+      grads.push_back(parameters_[i].grad());
+      avg.push_back(exp_avg_[i]);
+      avg_sq.push_back(exp_avg_sq_[i]);
+      steps_[i].add_(1);  // torch's fused path increments the step before the kernel
+      steps.push_back(steps_[i].to(parameters_[i].device()));
+    }
+    if (params.empty()) continue;
+    at::_fused_adamw_(params, grads, avg, avg_sq, /*max_exp_avg_sqs=*/{}, steps, lr, options_.beta1, options_.beta2,
+                      group.weight_decay, options_.eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (at::Tensor& p : parameters_) {
+    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+  }
+}
+
+std::vector<at::Tensor> AdamW::state_tensors() const {
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    out.push_back(exp_avg_[i]);
+    out.push_back(exp_avg_sq_[i]);
+    out.push_back(steps_[i]);
+  }
+  return out;
+}
+
+void AdamW::load_state_tensors(const std::vector<at::Tensor>& state) {
+  if (state.size() != 3 * parameters_.size()) throw bad_input("optimizer state does not match the parameters");
+  c10::NoGradGuard no_grad;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    exp_avg_[i].copy_(state[3 * i]);
+    exp_avg_sq_[i].copy_(state[3 * i + 1]);
+    steps_[i].copy_(state[3 * i + 2]);
+  }
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm) {
+  c10::NoGradGuard no_grad;
+  std::vector<at::Tensor> norms;
+  for (const at::Tensor& p : parameters) {
+    if (p.grad().defined()) norms.push_back(at::linalg_vector_norm(p.grad().to(at::kFloat), 2));
+  }
+  if (norms.empty()) return 0.0;
+  const at::Tensor total = at::linalg_vector_norm(at::stack(norms), 2);
+  const double norm = total.item<double>();
+  if (max_norm > 0 && std::isfinite(norm)) {
+    // As torch: scale by min(1, max_norm / (norm + 1e-6)).
+    const at::Tensor factor = at::clamp_max(max_norm / (total + 1e-6), 1.0);
+    for (const at::Tensor& p : parameters) {
+      if (p.grad().defined()) p.grad().mul_(factor.to(p.grad().device(), p.grad().scalar_type()));
+    }
+  }
+  return norm;
+}
+
+double lr_multiplier(const ScheduleOptions& options, int64_t step) {
+  const double warmup = static_cast<double>(options.warmup_steps);
+  if (step < options.warmup_steps) return static_cast<double>(step) / std::max(1.0, warmup);
+  if (options.name == "constant") return 1.0;
+  const double span = std::max<double>(1.0, static_cast<double>(options.total_steps - options.warmup_steps));
+  const double progress = static_cast<double>(step - options.warmup_steps) / span;
+  double decay = 0;
+  if (options.name == "linear") {
+    decay = std::max(0.0, static_cast<double>(options.total_steps - step) / span);
+  } else if (options.name == "cosine") {
+    decay = std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * progress)));
+  } else {
+    throw bad_input("unknown schedule '" + options.name + "' (valid: constant, linear, cosine)").key("scheduler.name");
+  }
+  return decay * (1.0 - options.min_lr_ratio) + options.min_lr_ratio;
+}
+
+}  // namespace retort

@@ -1,0 +1,61 @@
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "io/error.h"
+#include "train/losses.h"
+
+namespace retort {
+
+int64_t Batch::trained_tokens() const {
+  return (labels.narrow(1, 1, labels.size(1) - 1) != kIgnoreIndex).sum().item<int64_t>();
+}
+
+Trainer::Trainer(TrainingStep& step, BatchSource& data, TrainerOptions options)
+    : step_(step), data_(data), options_(options), optimizer_(step.trainable_parameters(), options.adamw) {
+  if (options_.gradient_accumulation <= 0) throw bad_input("must be positive").key("training.gradient_accumulation");
+  if (optimizer_.parameters().empty()) throw bad_input("nothing to train: no trainable parameters");
+}
+
+std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics&)>& on_step) {
+  std::vector<StepMetrics> history;
+  for (int64_t step = 0; step < options_.max_steps; ++step) {
+    const auto start = std::chrono::steady_clock::now();
+    // The whole window first: the loss is normalised by every trained token in it, so
+    // micro-batches with more tokens weigh more (not an average of per-batch means).
+    std::vector<Batch> window;
+    int64_t tokens = 0;
+    for (int64_t i = 0; i < options_.gradient_accumulation; ++i) {
+      std::optional<Batch> batch = data_.next();
+      if (!batch) break;
+      tokens += batch->trained_tokens();
+      window.push_back(std::move(*batch));
+    }
+    if (window.empty()) break;
+    double loss_total = 0;
+    for (const Batch& batch : window) {
+      const StepResult result = step_.forward(batch);
+      const at::Tensor loss = result.loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
+      loss.backward();
+      loss_total += loss.item<double>();
+    }
+    if (!std::isfinite(loss_total)) {
+      throw internal_error("loss became " + std::to_string(loss_total) + " at step " + std::to_string(step + 1) +
+                           "; stopping (the last checkpoint is kept)");
+    }
+    const double grad_norm = clip_grad_norm(optimizer_.parameters(), options_.max_grad_norm);
+    const double lr = options_.adamw.lr * lr_multiplier(options_.schedule, step);
+    optimizer_.step(lr);
+    optimizer_.zero_grad();
+    StepMetrics metrics{step + 1, loss_total, lr, grad_norm, tokens,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+    history.push_back(metrics);
+    if (on_step) on_step(metrics);
+  }
+  return history;
+}
+
+}  // namespace retort
