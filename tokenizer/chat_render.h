@@ -1,0 +1,59 @@
+// Internal helpers shared by the chat-format renderers (chat_formats_*.cpp): a segment
+// builder, Python-compatible json.dumps and str.strip, and checked access to messages.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "tokenizer/chat_template.h"
+
+namespace retort::chat::detail {
+
+// Appends segments; adjacent plain-text pieces with the same attribution are merged.
+class SegmentBuilder {
+ public:
+  void text(std::string_view piece, int message_index, std::string_view role, bool trainable = false);
+  void special(std::string_view token, int message_index, std::string_view role, bool trainable = false);
+  RenderedChat finish() &&;
+
+ private:
+  RenderedChat chat_;
+};
+
+// Python's json.dumps(value, ensure_ascii=False, indent=indent) as transformers' `tojson`
+// filter calls it: ", " and ": " separators without indent, insertion order kept.
+std::string python_json_dumps(const Json& value, int indent = -1);
+
+// Python's str.strip() (Jinja's `trim` filter and `.strip()`): removes Unicode whitespace.
+std::string python_strip(std::string_view text);
+
+// A message that passed validate_messages(): role, content ("" when null or absent), and
+// tool calls with arguments as parsed JSON.
+struct Message {
+  int index = 0;
+  std::string role;
+  std::string content;
+  bool has_content = false;  // content was a non-empty string (Jinja truthiness)
+  Json tool_calls = Json::array();  // [{"type", "id"?, "function": {"name", "arguments"}}]
+  std::optional<std::string> tool_call_id;
+  const Json* raw = nullptr;  // the message as given (for equality tests some templates make)
+};
+
+std::vector<Message> validate_messages(const Json& messages);
+
+// bad_input keyed "messages[i]" (or "messages[i].<field>").
+[[noreturn]] void reject_message(const Message& message, const std::string& field, const std::string& why);
+[[noreturn]] void reject(const std::string& template_name, const std::string& why);
+
+// Renderers, one per format family.
+RenderedChat render_llama2(const std::vector<Message>& messages, const ChatRenderOptions& options);
+RenderedChat render_llama3(ChatFamily family, const std::vector<Message>& messages,
+                           const ChatRenderOptions& options);
+RenderedChat render_chatml(ChatFamily family, const std::vector<Message>& messages,
+                           const ChatRenderOptions& options);
+RenderedChat render_qwen25(const std::vector<Message>& messages, const ChatRenderOptions& options);
+RenderedChat render_mistral(ChatFamily family, const std::vector<Message>& messages,
+                            const ChatRenderOptions& options);
+RenderedChat render_gemma(const std::vector<Message>& messages, const ChatRenderOptions& options);
+
+}  // namespace retort::chat::detail
