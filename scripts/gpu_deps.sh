@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(libyaml-cpp-dev libyaml-cpp0.7 libsentencepiece-dev libsentencepiece0 nlohmann-json3-dev
+          libpcre2-dev libpcre2-8-0 libicu-dev libicu72
           libgtest-dev)
 mkdir -p third_party/debs
 rm -rf third_party/prefix && mkdir -p third_party/prefix

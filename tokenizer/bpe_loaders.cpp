@@ -1,0 +1,330 @@
+// Byte-level BPE from HF tokenizer.json (formats.md §6.2: BPE model, both merge forms,
+// Sequence/Split/ByteLevel pre-tokenizers, NFC, added_tokens, TemplateProcessing) and from
+// Meta's tiktoken rank files (§6.3: base64 token + rank; merges recovered by replaying BPE
+// over the ranks, as HF's TikTokenConverter does; Llama 3 special tokens as in llama-models).
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "io/error.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/unicode.h"
+
+namespace retort::tok {
+
+namespace {
+
+using nlohmann::json;
+
+// GPT-2's regex, used by ByteLevel with use_regex true (formats.md §6.3).
+constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+// Llama 3 (tiktoken cl100k-style), from Meta's tokenizer.py.
+constexpr const char* kLlama3Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw bad_input("cannot open tokenizer file").file(path);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+json parse_json(const std::string& path) {
+  try {
+    return json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    throw bad_input(std::string("not valid JSON: ") + e.what()).file(path);
+  }
+}
+
+// Escapes a literal string for PCRE2 (HF Split with pattern {"String": ...}).
+std::string quote_regex(const std::string& text) { return "\\Q" + text + "\\E"; }
+
+SplitBehavior parse_behavior(const std::string& name, const std::string& path) {
+  if (name == "Isolated") return SplitBehavior::kIsolated;
+  if (name == "Removed") return SplitBehavior::kRemoved;
+  if (name == "MergedWithPrevious") return SplitBehavior::kMergedWithPrevious;
+  if (name == "MergedWithNext") return SplitBehavior::kMergedWithNext;
+  if (name == "Contiguous") return SplitBehavior::kContiguous;
+  throw bad_input("unsupported Split behavior '" + name + "'").file(path).key("pre_tokenizer.behavior");
+}
+
+// Flattens the pre_tokenizer tree into split steps; returns whether a ByteLevel step exists.
+bool add_pre_tokenizer(const json& node, BpeSpec& spec, const std::string& path) {
+  if (node.is_null()) return false;
+  const std::string type = node.value("type", "");
+  if (type == "Sequence") {
+    bool byte_level = false;
+    for (const json& step : node.at("pretokenizers")) byte_level |= add_pre_tokenizer(step, spec, path);
+    return byte_level;
+  }
+  if (type == "Split") {
+    if (node.value("invert", false)) {
+      throw bad_input("Split with invert=true is not supported").file(path).key("pre_tokenizer.invert");
+    }
+    const json& pattern = node.at("pattern");
+    SplitStep step;
+    step.pattern = pattern.contains("Regex") ? pattern.at("Regex").get<std::string>()
+                                             : quote_regex(pattern.at("String").get<std::string>());
+    step.behavior = parse_behavior(node.value("behavior", "Isolated"), path);
+    spec.splits.push_back(step);
+    return false;
+  }
+  if (type == "ByteLevel") {
+    spec.add_prefix_space = node.value("add_prefix_space", false);
+    if (node.value("use_regex", true)) spec.splits.push_back({kGpt2Pattern, SplitBehavior::kIsolated});
+    return true;
+  }
+  throw bad_input("unsupported pre_tokenizer type '" + type + "'").file(path).key("pre_tokenizer.type");
+}
+
+void add_normalizer(const json& node, BpeSpec& spec, const std::string& path) {
+  if (node.is_null()) return;
+  const std::string type = node.value("type", "");
+  if (type == "NFC") {
+    spec.nfc = true;
+  } else if (type == "Sequence") {
+    for (const json& step : node.at("normalizers")) add_normalizer(step, spec, path);
+  } else {
+    throw bad_input("unsupported normalizer type '" + type + "'").file(path).key("normalizer.type");
+  }
+}
+
+// TemplateProcessing "single": the special tokens before and after the sequence $A.
+void add_post_processor(const json& node, BpeSpec& spec, const std::string& path) {
+  if (node.is_null()) return;
+  const std::string type = node.value("type", "");
+  if (type == "Sequence") {
+    for (const json& step : node.at("processors")) add_post_processor(step, spec, path);
+    return;
+  }
+  if (type == "ByteLevel") return;  // offsets only
+  if (type != "TemplateProcessing") {
+    throw bad_input("unsupported post_processor type '" + type + "'").file(path).key("post_processor.type");
+  }
+  bool after = false;
+  for (const json& piece : node.at("single")) {
+    if (piece.contains("Sequence")) {
+      after = true;
+      continue;
+    }
+    const std::string name = piece.at("SpecialToken").at("id").get<std::string>();
+    const json& entry = node.at("special_tokens").at(name);
+    for (const json& id : entry.at("ids")) (after ? spec.suffix : spec.prefix).push_back(id.get<TokenId>());
+  }
+}
+
+void add_merges(const json& merges, BpeSpec& spec) {
+  spec.merges.reserve(merges.size());
+  for (const json& merge : merges) {
+    if (merge.is_array()) {
+      spec.merges.emplace_back(merge.at(0).get<std::string>(), merge.at(1).get<std::string>());
+      continue;
+    }
+    const std::string text = merge.get<std::string>();
+    if (text.rfind("#version", 0) == 0) continue;
+    const size_t space = text.find(' ');
+    if (space == std::string::npos) continue;
+    spec.merges.emplace_back(text.substr(0, space), text.substr(space + 1));
+  }
+}
+
+// Special ids named by their usual token strings (the tokenizer_config.json is not read).
+void guess_special_ids(BpeSpec& spec, const std::unordered_map<std::string, TokenId>& ids) {
+  auto find = [&](std::initializer_list<const char*> names) -> std::optional<TokenId> {
+    for (const char* name : names) {
+      if (auto it = ids.find(name); it != ids.end()) return it->second;
+    }
+    return std::nullopt;
+  };
+  if (!spec.prefix.empty()) spec.ids.bos = spec.prefix.front();
+  if (!spec.ids.bos) spec.ids.bos = find({"<|begin_of_text|>", "<s>", "<|startoftext|>"});
+  spec.ids.eos = find({"<|end_of_text|>", "<|endoftext|>", "</s>", "<|im_end|>"});
+  spec.ids.eot = find({"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>"});
+  spec.ids.pad = find({"<|finetune_right_pad_id|>", "<pad>", "<|pad|>", "<|endoftext|>"});
+  spec.ids.unk = find({"<unk>", "<|unk|>"});
+}
+
+}  // namespace
+
+bool is_byte_level_bpe_json(const std::string& path) {
+  const json root = parse_json(path);
+  if (!root.contains("model") || root["model"].value("type", "") != "BPE") return false;
+  const std::string dump = root.value("pre_tokenizer", json()).dump() + root.value("decoder", json()).dump();
+  return dump.find("\"ByteLevel\"") != std::string::npos;
+}
+
+std::unique_ptr<Tokenizer> load_bpe_tokenizer_json(const std::string& path) {
+  const json root = parse_json(path);
+  try {
+    const json& model = root.at("model");
+    const std::string type = model.value("type", "");
+    if (type != "BPE") {
+      throw bad_input("unsupported tokenizer model type '" + type + "' (only BPE is implemented)")
+          .file(path)
+          .key("model.type");
+    }
+    BpeSpec spec;
+    spec.source = path;
+    std::unordered_map<std::string, TokenId> ids;
+    for (const auto& [token, id] : model.at("vocab").items()) ids.emplace(token, id.get<TokenId>());
+    for (const json& added : root.value("added_tokens", json::array())) {
+      AddedToken token{added.at("content").get<std::string>(), added.at("id").get<TokenId>(),
+                       added.value("special", false),         added.value("lstrip", false),
+                       added.value("rstrip", false),          added.value("single_word", false),
+                       added.value("normalized", false)};
+      ids[token.content] = token.id;
+      spec.added.push_back(token);
+    }
+    TokenId max_id = -1;
+    for (const auto& [token, id] : ids) max_id = std::max(max_id, id);
+    spec.vocab.assign(max_id + 1, "");
+    spec.special.assign(max_id + 1, false);
+    spec.raw_decode.assign(max_id + 1, false);
+    for (const auto& [token, id] : ids) spec.vocab[id] = token;
+    for (const AddedToken& token : spec.added) {
+      spec.special[token.id] = token.special;
+      spec.raw_decode[token.id] = true;
+    }
+    add_merges(model.value("merges", json::array()), spec);
+    spec.ignore_merges = model.value("ignore_merges", false);
+    add_normalizer(root.value("normalizer", json()), spec, path);
+    if (!add_pre_tokenizer(root.value("pre_tokenizer", json()), spec, path)) {
+      throw bad_input("only byte-level BPE is implemented for tokenizer.json (no ByteLevel pre-tokenizer)")
+          .file(path)
+          .key("pre_tokenizer");
+    }
+    add_post_processor(root.value("post_processor", json()), spec, path);
+    guess_special_ids(spec, ids);
+    return std::make_unique<BpeTokenizer>(std::move(spec));
+  } catch (const json::exception& e) {
+    throw bad_input(std::string("malformed tokenizer.json: ") + e.what()).file(path);
+  }
+}
+
+namespace {
+
+std::string base64_decode(std::string_view text, bool& ok) {
+  static const std::array<int8_t, 256> table = [] {
+    std::array<int8_t, 256> t;
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
+    return t;
+  }();
+  std::string out;
+  uint32_t buffer = 0;
+  int bits = 0;
+  ok = true;
+  for (char c : text) {
+    if (c == '=') break;
+    const int8_t v = table[static_cast<unsigned char>(c)];
+    if (v < 0) {
+      ok = false;
+      return out;
+    }
+    buffer = (buffer << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buffer >> bits) & 0xFF));
+    }
+  }
+  return out;
+}
+
+// The merge that builds `token`: tiktoken's BPE over its bytes using only lower ranks ends in
+// exactly two parts for every token reachable by merging (HF TikTokenConverter).
+std::optional<std::pair<std::string, std::string>> recover_merge(
+    const std::string& token, int32_t rank, const std::unordered_map<std::string, int32_t>& ranks) {
+  std::vector<std::string> parts;
+  for (char c : token) parts.emplace_back(1, c);
+  while (parts.size() > 2) {
+    int32_t best = rank;
+    size_t best_i = 0;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      auto it = ranks.find(parts[i] + parts[i + 1]);
+      if (it != ranks.end() && it->second < best) {
+        best = it->second;
+        best_i = i;
+      }
+    }
+    if (best == rank) return std::nullopt;
+    parts[best_i] += parts[best_i + 1];
+    parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(best_i) + 1);
+  }
+  if (parts.size() != 2) return std::nullopt;
+  return std::make_pair(parts[0], parts[1]);
+}
+
+// Llama 3's special tokens (llama-models llama3/tokenizer.py): 256 ids from 128000.
+std::vector<std::string> llama3_special_tokens() {
+  std::vector<std::string> names = {"<|begin_of_text|>", "<|end_of_text|>", "<|reserved_special_token_0|>",
+                                    "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>", "<|step_id|>",
+                                    "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
+                                    "<|python_tag|>", "<|image|>"};
+  const size_t fixed = names.size();
+  for (size_t i = 0; i < 256 - fixed; ++i) names.push_back("<|reserved_special_token_" + std::to_string(2 + i) + "|>");
+  return names;
+}
+
+constexpr size_t kLlama3BaseTokens = 128000;
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tiktoken(const std::string& path) {
+  const std::string text = read_file(path);
+  std::vector<std::string> tokens;  // raw bytes, by rank
+  std::unordered_map<std::string, int32_t> ranks;
+  std::istringstream lines(text);
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(lines, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    bool ok = space != std::string::npos;
+    const std::string bytes = ok ? base64_decode(std::string_view(line).substr(0, space), ok) : "";
+    int32_t rank = -1;
+    if (ok) rank = static_cast<int32_t>(std::strtol(line.c_str() + space + 1, nullptr, 10));
+    if (!ok || rank != static_cast<int32_t>(tokens.size())) {
+      throw bad_input("expected '<base64 token> <rank>' with ranks 0, 1, 2, ...").file(path).line(line_no);
+    }
+    ranks.emplace(bytes, rank);
+    tokens.push_back(bytes);
+  }
+  if (tokens.size() != kLlama3BaseTokens) {
+    throw bad_input("tiktoken file with " + std::to_string(tokens.size()) +
+                    " ranks: only Llama 3's (128000 ranks) special tokens are known")
+        .file(path);
+  }
+  BpeSpec spec;
+  spec.source = path;
+  spec.ignore_merges = true;  // tiktoken looks a whole piece up before merging
+  spec.splits.push_back({kLlama3Pattern, SplitBehavior::kIsolated});
+  for (size_t rank = 0; rank < tokens.size(); ++rank) {
+    spec.vocab.push_back(bytes_to_byte_level(tokens[rank]));
+    if (tokens[rank].size() < 2) continue;
+    if (auto merge = recover_merge(tokens[rank], static_cast<int32_t>(rank), ranks)) {
+      spec.merges.emplace_back(bytes_to_byte_level(merge->first), bytes_to_byte_level(merge->second));
+    }
+  }
+  std::unordered_map<std::string, TokenId> ids;
+  for (const std::string& name : llama3_special_tokens()) {
+    const auto id = static_cast<TokenId>(spec.vocab.size());
+    spec.vocab.push_back(name);
+    spec.added.push_back({name, id, true});
+    ids.emplace(name, id);
+  }
+  spec.special.assign(spec.vocab.size(), false);
+  spec.raw_decode.assign(spec.vocab.size(), false);
+  for (const AddedToken& token : spec.added) spec.special[token.id] = spec.raw_decode[token.id] = true;
+  spec.prefix = {ids.at("<|begin_of_text|>")};  // Meta's encode(bos=True)
+  guess_special_ids(spec, ids);
+  return std::make_unique<BpeTokenizer>(std::move(spec));
+}
+
+}  // namespace retort::tok

@@ -1,0 +1,17 @@
+// Tokenizers built from a GGUF file's tokenizer.ggml.* metadata (formats.md §3.5).
+#pragma once
+
+#include <memory>
+
+#include "tokenizer/tokenizer.h"
+
+namespace retort {
+class GgufFile;
+}
+
+namespace retort::tok {
+
+// `tokenizer.ggml.model = gpt2`: byte-level BPE with llama.cpp's pre-tokenizer for `pre`.
+std::unique_ptr<Tokenizer> load_gguf_bpe(const GgufFile& gguf);
+
+}  // namespace retort::tok

@@ -1,0 +1,116 @@
+// SentencePiece through libsentencepiece: encoding is the library's; decoding to raw bytes is
+// done here from the pieces (byte pieces <0xXX>, `▁` -> space, the dummy prefix dropped from
+// the first piece) so that the stream decoder can hold back partial UTF-8 characters, which
+// the library's Decode would already have replaced by U+FFFD.
+#include "tokenizer/spm.h"
+
+#include <sentencepiece_processor.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "io/error.h"
+#include "tokenizer/unicode.h"
+
+namespace retort::tok {
+
+namespace {
+
+constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581, SentencePiece's escaped space
+
+class SentencePieceTokenizer final : public Tokenizer {
+ public:
+  SentencePieceTokenizer(std::string path, const std::string& proto) : path_(std::move(path)) {
+    const auto status = processor_.LoadFromSerializedProto(proto);
+    if (!status.ok()) throw bad_input("not a SentencePiece model: " + status.ToString()).file(path_);
+    const int n = processor_.GetPieceSize();
+    pieces_.resize(n);
+    for (int id = 0; id < n; ++id) pieces_[id] = processor_.IdToPiece(id);
+    auto maybe = [&](int id) -> std::optional<TokenId> {
+      if (id < 0 || id >= n) return std::nullopt;
+      return id;
+    };
+    special_.bos = maybe(processor_.bos_id());
+    special_.eos = maybe(processor_.eos_id());
+    special_.pad = maybe(processor_.pad_id());
+    special_.unk = maybe(processor_.unk_id());
+    special_.eot = special_.eos;
+    // The dummy prefix shows as a leading ▁ when encoding a word without one.
+    const std::vector<std::string> probe = processor_.EncodeAsPieces("a");
+    dummy_prefix_ = !probe.empty() && probe[0].rfind(kSpace, 0) == 0;
+  }
+
+  std::vector<TokenId> encode(std::string_view text, bool add_special_tokens) const override {
+    std::vector<int> ids;
+    const std::string valid = utf8_lossy(text);
+    const auto status = processor_.Encode(valid, &ids);
+    if (!status.ok()) throw internal_error("SentencePiece encode failed: " + status.ToString()).file(path_);
+    std::vector<TokenId> out;
+    out.reserve(ids.size() + 1);
+    if (add_special_tokens && special_.bos) out.push_back(*special_.bos);
+    out.insert(out.end(), ids.begin(), ids.end());
+    return out;
+  }
+
+  std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const override {
+    std::string out;
+    bool first = true;
+    for (TokenId id : ids) {
+      check(id);
+      if (processor_.IsControl(id)) continue;  // SentencePiece never prints control pieces
+      const std::string& piece = pieces_[id];
+      if (processor_.IsUnknown(id)) {
+        out += " \xE2\x81\x87 ";  // SentencePiece's unknown surface " ⁇ "
+      } else if (piece.size() == 6 && piece.rfind("<0x", 0) == 0 && piece[5] == '>') {
+        out.push_back(static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
+      } else {
+        std::string text = piece;
+        for (size_t at = 0; (at = text.find(kSpace, at)) != std::string::npos;) text.replace(at, kSpace.size(), " ");
+        if (first && dummy_prefix_ && !text.empty() && text[0] == ' ') text.erase(0, 1);
+        out += text;
+      }
+      first = false;
+    }
+    return out;
+  }
+
+  std::optional<TokenId> token_to_id(std::string_view token) const override {
+    const int id = processor_.PieceToId(std::string(token));
+    if (id == processor_.unk_id() && token != pieces_[id]) return std::nullopt;
+    return id;
+  }
+  std::string id_to_token(TokenId id) const override {
+    check(id);
+    return pieces_[id];
+  }
+  size_t vocab_size() const override { return pieces_.size(); }
+  bool is_special(TokenId id) const override {
+    return id >= 0 && static_cast<size_t>(id) < pieces_.size() && processor_.IsControl(id);
+  }
+
+ private:
+  void check(TokenId id) const {
+    if (id < 0 || static_cast<size_t>(id) >= pieces_.size()) {
+      throw bad_input("token id " + std::to_string(id) + " is outside the vocabulary of " +
+                      std::to_string(pieces_.size()))
+          .file(path_);
+    }
+  }
+
+  std::string path_;
+  sentencepiece::SentencePieceProcessor processor_;
+  std::vector<std::string> pieces_;
+  bool dummy_prefix_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw bad_input("cannot open tokenizer model").file(path);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return std::make_unique<SentencePieceTokenizer>(path, buffer.str());
+}
+
+}  // namespace retort::tok

@@ -1,0 +1,102 @@
+// Tokenizer::decode, the streaming decoder and load_tokenizer: which implementation a path
+// gets (formats.md §6: tokenizer.json, SentencePiece or tiktoken tokenizer.model, GGUF).
+#include "tokenizer/tokenizer.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/error.h"
+#include "io/gguf.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/gguf_vocab.h"
+#include "tokenizer/spm.h"
+#include "tokenizer/unicode.h"
+
+namespace retort {
+
+std::string Tokenizer::decode(std::span<const TokenId> ids, bool skip_special_tokens) const {
+  return tok::utf8_lossy(decode_bytes(ids, skip_special_tokens));
+}
+
+StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens)
+    : tokenizer_(tokenizer), skip_special_(skip_special_tokens) {}
+
+std::string StreamDecoder::put(TokenId id) {
+  window_.push_back(id);
+  const std::string bytes = tokenizer_.decode_bytes(window_, skip_special_);
+  const size_t complete = tok::utf8_complete_prefix(bytes);
+  std::string text = complete > emitted_ ? tok::utf8_lossy(std::string_view(bytes).substr(emitted_, complete - emitted_))
+                                         : std::string();
+  emitted_ = std::max(emitted_, complete);
+  if (complete == bytes.size()) {
+    // Everything is out: keep only the last token as context for the next one.
+    window_.erase(window_.begin(), window_.end() - 1);
+    emitted_ = tokenizer_.decode_bytes(window_, skip_special_).size();
+  }
+  return text;
+}
+
+std::string StreamDecoder::finish() {
+  const std::string bytes = tokenizer_.decode_bytes(window_, skip_special_);
+  std::string text = emitted_ < bytes.size() ? tok::utf8_lossy(std::string_view(bytes).substr(emitted_)) : "";
+  window_.clear();
+  emitted_ = 0;
+  return text;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Meta's tiktoken files are text lines "<base64> <rank>"; a SentencePiece ModelProto starts
+// with the tag byte of field 1 (0x0A) followed by binary lengths.
+bool looks_like_tiktoken(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  if (!std::getline(in, line) || line.empty()) return false;
+  const size_t space = line.find(' ');
+  if (space == std::string::npos || space == 0 || space + 1 >= line.size()) return false;
+  for (size_t i = 0; i < space; ++i) {
+    const char c = line[i];
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '=')) return false;
+  }
+  for (size_t i = space + 1; i < line.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(line[i]))) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<Tokenizer> load_model_file(const std::string& path) {
+  return looks_like_tiktoken(path) ? tok::load_tiktoken(path) : tok::load_sentencepiece(path);
+}
+
+std::unique_ptr<Tokenizer> load_gguf(const std::string& path) {
+  const auto gguf = GgufFile::open(path);
+  const std::string model = gguf->get_string("tokenizer.ggml.model");
+  if (model == "gpt2") return tok::load_gguf_bpe(*gguf);
+  throw bad_input("unsupported GGUF tokenizer model '" + model + "' (implemented: gpt2)")
+      .file(path)
+      .key("tokenizer.ggml.model");
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    const std::string json = (fs::path(path) / "tokenizer.json").string();
+    const std::string model = (fs::path(path) / "tokenizer.model").string();
+    const bool has_json = fs::exists(json), has_model = fs::exists(model);
+    // A SentencePiece model's tokenizer.json is not byte-level BPE: use its .model instead.
+    if (has_json && (!has_model || tok::is_byte_level_bpe_json(json))) return tok::load_bpe_tokenizer_json(json);
+    if (has_model) return load_model_file(model);
+    throw bad_input("no tokenizer.json or tokenizer.model in the model directory").file(path);
+  }
+  if (!fs::exists(path, ec)) throw bad_input("tokenizer file not found").file(path);
+  const std::string ext = fs::path(path).extension().string();
+  if (ext == ".gguf") return load_gguf(path);
+  if (ext == ".json") return tok::load_bpe_tokenizer_json(path);
+  return load_model_file(path);
+}
+
+}  // namespace retort

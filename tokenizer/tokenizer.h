@@ -1,0 +1,80 @@
+// The one tokenizer interface of Retort (SentencePiece, byte-level BPE from tokenizer.json,
+// tiktoken or GGUF metadata), a streaming decoder, and the factory that picks the
+// implementation from the files it is given (formats.md §6, §3.5).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace retort {
+
+using TokenId = int32_t;
+
+// Special ids; each is optional because vocabularies differ (Qwen2 has no BOS).
+struct SpecialTokenIds {
+  std::optional<TokenId> bos, eos, pad, eot, unk;
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // Text -> ids. Special-token strings inside `text` (e.g. "<|eot_id|>") are recognised as
+  // their ids, as HF tokenizers does; add_special_tokens adds BOS/EOS the way the
+  // tokenizer's own configuration does. Invalid UTF-8 is first replaced by U+FFFD (as
+  // Python's errors="replace" does before HF sees the text); it never throws.
+  virtual std::vector<TokenId> encode(std::string_view text, bool add_special_tokens = true) const = 0;
+
+  // Ids -> text; invalid UTF-8 from byte tokens becomes U+FFFD (from_utf8_lossy rules).
+  std::string decode(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
+  // The same without the UTF-8 repair: the raw bytes the tokens stand for.
+  virtual std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const = 0;
+
+  virtual std::optional<TokenId> token_to_id(std::string_view token) const = 0;
+  // The token's string as stored in the vocabulary (byte-level form, `▁` pieces); throws
+  // bad_input for an id out of range.
+  virtual std::string id_to_token(TokenId id) const = 0;
+  virtual size_t vocab_size() const = 0;
+  // Control/special tokens (skipped by decode with skip_special_tokens).
+  virtual bool is_special(TokenId id) const = 0;
+
+  const SpecialTokenIds& special_ids() const { return special_; }
+  std::optional<TokenId> bos_id() const { return special_.bos; }
+  std::optional<TokenId> eos_id() const { return special_.eos; }
+  std::optional<TokenId> pad_id() const { return special_.pad; }
+  std::optional<TokenId> eot_id() const { return special_.eot; }
+
+ protected:
+  SpecialTokenIds special_;
+};
+
+// Incremental detokenisation for streaming generation: put() returns the text that became
+// complete with this token. A UTF-8 character spread over several byte tokens is held back
+// until its last byte arrives; finish() flushes what is left (invalid bytes as U+FFFD).
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
+  std::string put(TokenId id);
+  std::string finish();
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool skip_special_;
+  // The ids since the last point where all text was emitted, plus one token of context so
+  // that tokenizers that strip a leading space from the first token (SentencePiece) see
+  // the token as a continuation.
+  std::vector<TokenId> window_;
+  size_t emitted_ = 0;  // bytes of decode_bytes(window_) already returned
+};
+
+// Loads a tokenizer from a model directory (tokenizer.json preferred; else tokenizer.model,
+// SentencePiece protobuf or tiktoken ranks, detected from the content), a tokenizer.json,
+// a tokenizer.model or a .gguf file. Throws bad_input naming the file (and key) on failure.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+}  // namespace retort
