@@ -9,6 +9,7 @@
 
 #include "cli/model_commands.h"
 #include "cli/run_command.h"
+#include "cli/text_commands.h"
 #include "cli/version.h"
 #include "io/error.h"
 #include "io/text.h"
@@ -23,12 +24,10 @@ std::vector<CommandSpec> build_table() {
   return {
       run_command(),
       generate_command(),
-      {"chat", "Interactive, streaming multi-turn chat using the model's chat template.",
-       "retort chat --model PATH [options]", {}, 0, 0, {}},
+      chat_command(),
       eval_command(),
       logits_command(),
-      {"tokenize", "Show the ids and pieces a model's tokenizer and chat template produce.",
-       "retort tokenize --model PATH (--text TEXT | --file FILE | --chat FILE.json) [options]", {}, 0, 0, {}},
+      tokenize_command(),
       {"data", "Inspect a dataset as a recipe would see it: counts, masking, truncation.",
        "retort data inspect (--recipe R.yaml | --model M --data F) [options]", {}, 1, 1, {}},
       {"export", "Export to HF safetensors, a PEFT adapter, GGUF or a GGUF LoRA adapter.",

@@ -1,6 +1,8 @@
 // Model-level commands: generation, logits dumps and evaluation (loss, perplexity).
 #include "cli/model_commands.h"
 
+#include "cli/text_commands.h"
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
@@ -42,10 +44,39 @@ std::string ids_text(const std::vector<int64_t>& ids) {
   return out;
 }
 
-int run_generate(const ParsedArgs& args) {
-  if (!args.has("prompt-ids")) throw bad_input("retort generate: give --prompt-ids 1,2,3 (repeat it for a batch)");
+// Text prompts: through the model's chat template (a user turn, optional system prompt), or
+// encoded as they are with --raw.
+std::vector<std::vector<int64_t>> text_prompts(const ParsedArgs& args, const TextSide& side) {
   std::vector<std::vector<int64_t>> prompts;
-  for (const std::string& text : args.values.at("prompt-ids")) prompts.push_back(parse_id_list(text, "--prompt-ids"));
+  for (const std::string& text : args.values.at("prompt")) {
+    std::vector<TokenId> ids;
+    if (args.has("raw")) {
+      ids = side.tokenizer->encode(text, /*add_special_tokens=*/true);
+    } else {
+      chat::Json messages = chat::Json::array();
+      if (args.has("system")) messages.push_back({{"role", "system"}, {"content", *args.get("system")}});
+      messages.push_back({{"role", "user"}, {"content", text}});
+      chat::ChatRenderOptions options;
+      options.add_generation_prompt = true;
+      ids = side.tokenizer->encode(side.chat_template->render(messages, options).text, false);
+    }
+    prompts.emplace_back(ids.begin(), ids.end());
+  }
+  return prompts;
+}
+
+int run_generate(const ParsedArgs& args) {
+  if (args.has("prompt") == args.has("prompt-ids")) {
+    throw bad_input("retort generate: give --prompt TEXT or --prompt-ids 1,2,3 (either may repeat for a batch)");
+  }
+  std::optional<TextSide> side;
+  std::vector<std::vector<int64_t>> prompts;
+  if (args.has("prompt")) {
+    side = load_text_side(*args.get("model"), args.get_or("template", ""), !args.has("raw"));
+    prompts = text_prompts(args, *side);
+  } else {
+    for (const std::string& text : args.values.at("prompt-ids")) prompts.push_back(parse_id_list(text, "--prompt-ids"));
+  }
   SamplingOptions sampling;
   sampling.max_new_tokens = args.get_int("max-new-tokens", 128);
   if (sampling.max_new_tokens <= 0) throw bad_input("must be positive").key("--max-new-tokens");
@@ -62,14 +93,27 @@ int run_generate(const ParsedArgs& args) {
   sampling.seed = static_cast<uint64_t>(args.get_int("seed", 0));
   const LoadedModel loaded = load_from_args(args);
   const ModelConfig& config = loaded.model->config();
-  if (!args.has("ignore-eos")) sampling.eos_token_ids = config.eos_token_ids;
+  if (!args.has("ignore-eos")) {
+    sampling.eos_token_ids = config.eos_token_ids;
+    if (side) {
+      for (int64_t id : stop_token_ids(*side)) sampling.eos_token_ids.push_back(id);
+    }
+  }
   sampling.pad_token_id = config.pad_token_id.value_or(0);
   const GenerationResult result = generate(*loaded.model, prompts, sampling);
-  for (const auto& tokens : result.new_tokens) {
+  for (size_t row = 0; row < result.new_tokens.size(); ++row) {
+    const auto& tokens = result.new_tokens[row];
+    std::optional<std::string> text;
+    if (side) {
+      std::vector<TokenId> ids(tokens.begin(), tokens.end() - (result.stopped_on_eos[row] ? 1 : 0));
+      text = side->tokenizer->decode(ids, /*skip_special_tokens=*/true);
+    }
     if (args.has("json")) {
-      std::cout << nlohmann::json{{"ids", tokens}, {"text", nullptr}}.dump() << "\n";
+      nlohmann::json out = {{"ids", tokens}, {"text", nullptr}};
+      if (text) out["text"] = *text;
+      std::cout << out.dump() << "\n";
     } else {
-      std::cout << ids_text(tokens) << "\n";
+      std::cout << (text ? *text : ids_text(tokens)) << "\n";
     }
   }
   return 0;
@@ -206,9 +250,13 @@ std::vector<int64_t> parse_id_list(const std::string& text, const std::string& o
 CommandSpec generate_command() {
   return {"generate",
           "Generate from a model (HF directory or .gguf) with a KV cache; greedy unless --temperature > 0.",
-          "retort generate --model PATH --prompt-ids 1,2,3 [--prompt-ids ...] [options]",
+          "retort generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [options]",
           {kModelOption,
            kAdapterOption,
+           {"prompt", "TEXT", "a user message, rendered with the model's chat template; repeat for a batch", true},
+           {"system", "TEXT", "system prompt for --prompt"},
+           {"template", "NAME", "chat template by name (default: recognised from the model)"},
+           {"raw", "", "--prompt is plain text: no chat template (BOS as the tokenizer adds it)"},
            {"prompt-ids", "IDS", "comma-separated prompt token ids; repeat for a left-padded batch", true},
            {"max-new-tokens", "N", "tokens to generate at most (default 128)"},
            {"temperature", "T", "0 = greedy (default); > 0 samples"},
@@ -217,7 +265,7 @@ CommandSpec generate_command() {
            {"repetition-penalty", "R", "HF-style repetition penalty (1 = off)"},
            {"seed", "S", "sampling seed (default 0)"},
            {"ignore-eos", "", "do not stop on the model's EOS ids"},
-           {"json", "", "print {\"ids\": [...], \"text\": ...} per prompt"},
+           {"json", "", "print {\"ids\": [...], \"text\": ...} per prompt (text: null for --prompt-ids)"},
            kDtypeOption,
            kDeviceOption},
           0,

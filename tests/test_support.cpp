@@ -38,13 +38,15 @@ std::string read_file(const std::filesystem::path& path) {
 
 }  // namespace
 
-CommandResult run_program(const std::vector<std::string>& argv) {
+CommandResult run_program(const std::vector<std::string>& argv, const std::string& input) {
   TempDir capture;
   const std::string out_path = (capture.path() / "stdout").string();
   const std::string err_path = (capture.path() / "stderr").string();
+  const std::string in_path = (capture.path() / "stdin").string();
+  std::ofstream(in_path, std::ios::binary) << input;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::vector<char*> c_argv;
@@ -63,12 +65,12 @@ CommandResult run_program(const std::vector<std::string>& argv) {
   return result;
 }
 
-CommandResult run_retort(const std::vector<std::string>& args) {
+CommandResult run_retort(const std::vector<std::string>& args, const std::string& input) {
   const std::string binary = env_or_empty("RETORT_BIN");
   if (binary.empty()) throw std::runtime_error("RETORT_BIN is not set (run the tests through ctest)");
   std::vector<std::string> argv{binary};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_program(argv);
+  return run_program(argv, input);
 }
 
 TempDir::TempDir() {

@@ -13,11 +13,12 @@ struct CommandResult {
   std::string err;  // stderr
 };
 
-// Runs the built `retort` (path from $RETORT_BIN) with the given arguments, no shell.
-CommandResult run_retort(const std::vector<std::string>& args);
+// Runs the built `retort` (path from $RETORT_BIN) with the given arguments, no shell;
+// `input` is its standard input.
+CommandResult run_retort(const std::vector<std::string>& args, const std::string& input = "");
 
 // Runs any program with arguments (no shell), capturing stdout and stderr.
-CommandResult run_program(const std::vector<std::string>& argv);
+CommandResult run_program(const std::vector<std::string>& argv, const std::string& input = "");
 
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {

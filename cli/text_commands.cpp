@@ -1,0 +1,247 @@
+// `retort tokenize` (ids, pieces, chat rendering with per-token roles) and `retort chat`
+// (interactive, streaming, multi-turn).
+#include "cli/text_commands.h"
+
+#include <ATen/Parallel.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "io/atomic_file.h"
+#include "io/error.h"
+#include "models/generate.h"
+#include "models/loader.h"
+
+namespace retort::cli {
+namespace {
+
+chat::Json read_chat_file(const std::string& path, chat::Json& tools) {
+  chat::Json json;
+  try {
+    json = chat::Json::parse(read_text_file(path));
+  } catch (const chat::Json::exception& error) {
+    throw bad_input(std::string("invalid JSON: ") + error.what()).file(path);
+  }
+  if (json.is_array()) return json;
+  if (json.is_object() && json.contains("messages")) {
+    if (json.contains("tools")) tools = json["tools"];
+    return json["messages"];
+  }
+  throw bad_input("expected a list of messages or {\"messages\": [...], \"tools\": [...]}").file(path);
+}
+
+// Byte span of every token in the decoded text, by decoding growing prefixes (display only).
+std::vector<std::pair<size_t, size_t>> token_spans(const Tokenizer& tokenizer, const std::vector<TokenId>& ids) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  size_t previous = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const size_t length = tokenizer.decode_bytes(std::span<const TokenId>(ids.data(), i + 1), false).size();
+    spans.emplace_back(previous, std::max(previous, length));
+    previous = std::max(previous, length);
+  }
+  return spans;
+}
+
+int run_tokenize(const ParsedArgs& args) {
+  const auto model = args.get("model");
+  if (!model) throw bad_input("retort tokenize: --model PATH is required");
+  const int given = args.has("text") + args.has("file") + args.has("chat");
+  if (given != 1) throw bad_input("retort tokenize: give exactly one of --text, --file, --chat");
+  TextSide side = load_text_side(*model, args.get_or("template", ""), args.has("chat"));
+  const Tokenizer& tokenizer = *side.tokenizer;
+  std::string text;
+  std::optional<chat::RenderedChat> rendered;
+  bool add_special = !args.has("no-special");
+  if (args.has("text")) text = *args.get("text");
+  if (args.has("file")) text = read_text_file(*args.get("file"));
+  if (args.has("chat")) {
+    chat::Json tools = chat::Json::array();
+    const chat::Json messages = read_chat_file(*args.get("chat"), tools);
+    chat::ChatRenderOptions options;
+    options.add_generation_prompt = args.has("add-generation-prompt");
+    options.tools = tools;
+    rendered = side.chat_template->render(messages, options);
+    text = rendered->text;
+    add_special = false;  // the template already wrote BOS where the model wants it
+  }
+  const std::vector<TokenId> ids = tokenizer.encode(text, add_special);
+  std::vector<std::string> roles(ids.size());
+  std::vector<bool> trained(ids.size(), false);
+  if (rendered) {
+    const auto spans = token_spans(tokenizer, ids);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      for (const auto& segment : rendered->segments) {
+        if (spans[i].first >= segment.begin && spans[i].first < segment.begin + segment.text.size()) {
+          roles[i] = segment.role;
+          trained[i] = segment.trainable;
+          break;
+        }
+      }
+    }
+  }
+  if (args.has("json")) {
+    nlohmann::json out = {{"ids", ids}};
+    nlohmann::json pieces = nlohmann::json::array();
+    for (TokenId id : ids) pieces.push_back(tokenizer.id_to_token(id));
+    out["pieces"] = pieces;
+    if (rendered) {
+      out["text"] = rendered->text;
+      out["template"] = side.chat_template->name();
+      out["roles"] = roles;
+      out["trainable"] = trained;
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  if (rendered) std::cout << "template: " << side.chat_template->name() << "\n" << rendered->text << "\n---\n";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::cout << ids[i] << "\t" << nlohmann::json(tokenizer.id_to_token(ids[i])).dump();
+    if (rendered) std::cout << "\t" << (roles[i].empty() ? "-" : roles[i]) << (trained[i] ? "\ttrained" : "");
+    std::cout << "\n";
+  }
+  std::cout << ids.size() << " tokens\n";
+  return 0;
+}
+
+// One chat turn: renders the history with a generation prompt, generates, streams the text.
+std::string chat_turn(CausalLM& model, const TextSide& side, const chat::Json& history, const SamplingOptions& sampling) {
+  chat::ChatRenderOptions options;
+  options.add_generation_prompt = true;
+  const chat::RenderedChat rendered = side.chat_template->render(history, options);
+  const std::vector<TokenId> prompt = side.tokenizer->encode(rendered.text, /*add_special_tokens=*/false);
+  StreamDecoder stream(*side.tokenizer, /*skip_special_tokens=*/true);
+  std::string reply;
+  generate(model, {std::vector<int64_t>(prompt.begin(), prompt.end())}, sampling,
+           [&](const std::vector<int64_t>& tokens) {
+             const int64_t token = tokens.front();
+             const auto& stops = sampling.eos_token_ids;
+             if (token < 0 || std::find(stops.begin(), stops.end(), token) != stops.end()) return true;
+             const std::string piece = stream.put(static_cast<TokenId>(token));
+             reply += piece;
+             std::fputs(piece.c_str(), stdout);
+             std::fflush(stdout);
+             return true;
+           });
+  const std::string tail = stream.finish();
+  reply += tail;
+  std::fputs((tail + "\n").c_str(), stdout);
+  return reply;
+}
+
+int run_chat(const ParsedArgs& args) {
+  const auto model_path = args.get("model");
+  if (!model_path) throw bad_input("retort chat: --model PATH is required");
+  TextSide side = load_text_side(*model_path, args.get_or("template", ""), true);
+  LoadOptions load;
+  load.dtype = parse_dtype(args.get_or("dtype", "float32"));
+  load.device = parse_device(args.get_or("device", "cpu"));
+  const LoadedModel loaded = load_model(*model_path, load);
+  SamplingOptions sampling;
+  sampling.max_new_tokens = args.get_int("max-new-tokens", 256);
+  sampling.temperature = args.get_double("temperature", 0.0);
+  sampling.greedy = sampling.temperature == 0.0;
+  if (sampling.greedy) sampling.temperature = 1.0;
+  sampling.top_p = args.get_double("top-p", 1.0);
+  sampling.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  sampling.eos_token_ids = stop_token_ids(side);
+  for (int64_t id : loaded.model->config().eos_token_ids) sampling.eos_token_ids.push_back(id);
+  std::string system = args.get_or("system", "");
+  chat::Json history = chat::Json::array();
+  auto reset = [&] {
+    history = chat::Json::array();
+    if (!system.empty()) history.push_back({{"role", "system"}, {"content", system}});
+  };
+  reset();
+  const bool interactive = ::isatty(0);
+  if (interactive) {
+    std::printf("retort chat (%s, template %s). /reset clears the conversation, /system TEXT sets the system "
+                "prompt, /exit quits.\n", model_path->c_str(), side.chat_template->name().c_str());
+  }
+  std::string line;
+  while (true) {
+    if (interactive) std::fputs("> ", stdout), std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      reset();
+      std::puts("(conversation cleared)");
+      continue;
+    }
+    if (line.rfind("/system", 0) == 0) {
+      system = line.size() > 8 ? line.substr(8) : "";
+      reset();
+      std::puts("(system prompt set; conversation cleared)");
+      continue;
+    }
+    if (line.empty()) continue;
+    history.push_back({{"role", "user"}, {"content", line}});
+    const std::string reply = chat_turn(*loaded.model, side, history, sampling);
+    history.push_back({{"role", "assistant"}, {"content", reply}});
+  }
+  return 0;
+}
+
+}  // namespace
+
+TextSide load_text_side(const std::string& model_path, const std::string& template_name, bool need_template) {
+  TextSide side;
+  side.tokenizer = load_tokenizer(model_path);
+  if (!template_name.empty()) {
+    side.chat_template = chat::ChatTemplate::by_name(template_name);
+  } else if (need_template) {
+    side.chat_template = chat::ChatTemplate::detect(chat::load_chat_template_source(model_path));
+  }
+  return side;
+}
+
+std::vector<int64_t> stop_token_ids(const TextSide& side) {
+  std::vector<int64_t> ids;
+  if (side.chat_template) {
+    for (const std::string& stop : side.chat_template->stop_strings()) {
+      if (const auto id = side.tokenizer->token_to_id(stop)) ids.push_back(*id);
+    }
+  }
+  if (const auto eos = side.tokenizer->eos_id()) ids.push_back(*eos);
+  if (const auto eot = side.tokenizer->eot_id()) ids.push_back(*eot);
+  return ids;
+}
+
+CommandSpec tokenize_command() {
+  return {"tokenize",
+          "Show the ids and pieces a model's tokenizer produces; --chat renders a conversation with the model's "
+          "chat template and shows each token's role.",
+          "retort tokenize --model PATH (--text TEXT | --file FILE | --chat FILE.json) [options]",
+          {{"model", "PATH", "model directory, tokenizer file or .gguf"},
+           {"text", "TEXT", "text to tokenize"},
+           {"file", "FILE", "file whose contents to tokenize"},
+           {"chat", "FILE", "JSON conversation: [messages] or {\"messages\": [...], \"tools\": [...]}"},
+           {"template", "NAME", "chat template by name (default: recognised from the model)"},
+           {"add-generation-prompt", "", "--chat: end with the assistant header"},
+           {"no-special", "", "--text/--file: do not add BOS/EOS"},
+           {"json", "", "print {\"ids\", \"pieces\"[, \"text\", \"roles\", \"trainable\"]}"}},
+          0,
+          0,
+          run_tokenize};
+}
+
+CommandSpec chat_command() {
+  return {"chat",
+          "Interactive multi-turn chat with streaming output, using the model's chat template.",
+          "retort chat --model PATH [options]   (commands: /reset, /system TEXT, /exit)",
+          {{"model", "PATH", "model directory or .gguf"},
+           {"template", "NAME", "chat template by name (default: recognised from the model)"},
+           {"system", "TEXT", "system prompt"},
+           {"max-new-tokens", "N", "tokens per reply at most (default 256)"},
+           {"temperature", "T", "0 = greedy (default)"},
+           {"top-p", "P", "nucleus sampling mass"},
+           {"seed", "S", "sampling seed"},
+           {"dtype", "TYPE", "float32 (default), bfloat16 or float16"},
+           {"device", "DEV", "cpu (default), cuda or cuda:N"}},
+          0,
+          0,
+          run_chat};
+}
+
+}  // namespace retort::cli
