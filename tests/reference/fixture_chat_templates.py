@@ -10,15 +10,15 @@ import datetime as real_datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 from oracle_util import write_json
 
-SDIST = "llama-cpp-python==0.3.36"
-SDIST_FILE = "llama_cpp_python-0.3.36.tar.gz"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from fetch_llama_cpp_sdist import cached_sdist  # noqa: E402
+from fetch_smollm2 import cached_gguf  # noqa: E402
 JINJA_FILES = ["meta-llama-Llama-3.1-8B-Instruct.jinja", "meta-llama-Llama-3.2-3B-Instruct.jinja",
                "meta-llama-Llama-3.3-70B-Instruct.jinja", "Qwen-Qwen2.5-7B-Instruct.jinja",
                "mistralai-Mistral-Nemo-Instruct-2407.jinja", "google-gemma-2-2b-it.jinja",
@@ -46,14 +46,10 @@ def sdist_members() -> dict:
     wanted = {f"vendor/llama.cpp/models/templates/{name}": name for name in JINJA_FILES}
     wanted["vendor/llama.cpp/tests/test-chat-template.cpp"] = "test-chat-template.cpp"
     if not all((target / name).exists() for name in wanted.values()):
-        sdists = cache_dir() / "sdists"
-        sdists.mkdir(parents=True, exist_ok=True)
-        if not (sdists / SDIST_FILE).exists():
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-                            "-d", str(sdists), SDIST], check=True)
+        sdist = cached_sdist()
         partial = target.with_name(target.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(sdists / SDIST_FILE) as archive:
+        with tarfile.open(sdist) as archive:
             for member in archive.getmembers():
                 relative = member.name.split("/", 1)[1] if "/" in member.name else member.name
                 if relative in wanted:
@@ -72,10 +68,7 @@ def cpp_template(cpp_source: str, name_prefix: str) -> str:
 
 def smollm2_template() -> str:
     from gguf import GGUFReader
-    path = cache_dir() / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.exists():
-        from fixture_smollm2 import cached_gguf
-        path = cached_gguf()
+    path = cached_gguf()
     field = GGUFReader(str(path)).fields["tokenizer.chat_template"]
     return bytes(field.parts[field.data[0]]).decode("utf-8"), str(path)
 

@@ -17,8 +17,11 @@ import numpy as np
 
 from oracle_util import write_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from fetch_llama_cpp_sdist import cached_sdist  # noqa: E402
+from fetch_smollm2 import cached_gguf  # noqa: E402
+
 CACHE = Path(os.environ.get("RETORT_CACHE_DIR", Path.home() / ".cache" / "retort"))
-LLAMA_SDIST = "llama_cpp_python-0.3.36.tar.gz"
 BPE_VOCABS = ["gpt-2", "llama-bpe", "qwen2", "qwen35", "starcoder", "refact", "command-r", "falcon", "mpt",
               "deepseek-coder", "deepseek-llm", "gpt-neox"]
 SEPARATOR = "\n__ggml_vocab_test__\n"
@@ -32,14 +35,11 @@ def pip_download(package: str, folder: Path, sdist: bool = False) -> None:
 
 
 def llama_vocab_dir() -> Path:
-    """vendor/llama.cpp/models/ggml-vocab-* from the llama-cpp-python sdist (pip download of
-    an sdist prepares its metadata, which builds cmake from source: minutes, done once)."""
+    """vendor/llama.cpp/models/ggml-vocab-* from the llama-cpp-python sdist (scripts/fetch_llama_cpp_sdist.py)."""
     target = CACHE / "llama-vocab"
     if (target / ".complete").exists():
         return target
-    sdist = CACHE / "sdists" / LLAMA_SDIST
-    if not sdist.exists():
-        pip_download("llama-cpp-python==0.3.36", sdist.parent, sdist=True)
+    sdist = cached_sdist()
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(sdist) as archive:
         for member in archive.getmembers():
@@ -151,7 +151,7 @@ def main():
     vocab_dir = llama_vocab_dir()
     manifest = {"vocab_dir": str(vocab_dir), "cases": gguf_cases(vocab_dir, out), "gguf": {}, "json": {}, "spm": {}}
     ggufs = {name: vocab_dir / f"ggml-vocab-{name}.gguf" for name in BPE_VOCABS}
-    ggufs["smollm2"] = CACHE / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    ggufs["smollm2"] = cached_gguf()
     for name, path in ggufs.items():
         if path.exists():
             write_ids(out, f"gguf-{name}", llama_cpp_ids(path, docs))
