@@ -14,4 +14,7 @@ namespace retort::tok {
 // `tokenizer.ggml.model = gpt2`: byte-level BPE with llama.cpp's pre-tokenizer for `pre`.
 std::unique_ptr<Tokenizer> load_gguf_bpe(const GgufFile& gguf);
 
+// `tokenizer.ggml.model = llama`: SentencePiece pieces/scores/types (gguf_spm.cpp).
+std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf);
+
 }  // namespace retort::tok

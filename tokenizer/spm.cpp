@@ -6,7 +6,9 @@
 
 #include <sentencepiece_processor.h>
 
+#include <cctype>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "io/error.h"
@@ -41,15 +43,49 @@ class SentencePieceTokenizer final : public Tokenizer {
   }
 
   std::vector<TokenId> encode(std::string_view text, bool add_special_tokens) const override {
-    std::vector<int> ids;
     const std::string valid = utf8_lossy(text);
-    const auto status = processor_.Encode(valid, &ids);
-    if (!status.ok()) throw internal_error("SentencePiece encode failed: " + status.ToString()).file(path_);
     std::vector<TokenId> out;
-    out.reserve(ids.size() + 1);
     if (add_special_tokens && special_.bos) out.push_back(*special_.bos);
-    out.insert(out.end(), ids.begin(), ids.end());
+    // Split out special-token strings (longest match at the earliest position); every
+    // ordinary fragment is encoded on its own, so it gets the dummy prefix as in llama.cpp.
+    size_t start = 0;
+    while (start < valid.size()) {
+      size_t best_at = std::string::npos, best_len = 0;
+      TokenId best_id = -1;
+      for (const auto& [piece, id] : special_strings_) {
+        const size_t at = valid.find(piece, start);
+        if (at < best_at || (at == best_at && at != std::string::npos && piece.size() > best_len)) {
+          best_at = at;
+          best_len = piece.size();
+          best_id = id;
+        }
+      }
+      const size_t end = best_at == std::string::npos ? valid.size() : best_at;
+      if (end > start) encode_fragment(std::string_view(valid).substr(start, end - start), out);
+      if (best_at == std::string::npos) break;
+      out.push_back(best_id);
+      start = best_at + best_len;
+      if (rstrip_ids_.count(best_id)) {
+        while (start < valid.size() && std::isspace(static_cast<unsigned char>(valid[start]))) ++start;
+      }
+    }
     return out;
+  }
+
+  void set_split_tokens(const std::vector<std::string>& split, const std::vector<std::string>& rstrip) {
+    for (const std::string& token : split) {
+      if (const auto id = token_to_id(token); id && !token.empty()) special_strings_.emplace_back(token, *id);
+    }
+    for (const std::string& token : rstrip) {
+      if (const auto id = token_to_id(token)) rstrip_ids_.insert(*id);
+    }
+  }
+
+  void encode_fragment(std::string_view fragment, std::vector<TokenId>& out) const {
+    std::vector<int> ids;
+    const auto status = processor_.Encode(std::string(fragment), &ids);
+    if (!status.ok()) throw internal_error("SentencePiece encode failed: " + status.ToString()).file(path_);
+    out.insert(out.end(), ids.begin(), ids.end());
   }
 
   std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const override {
@@ -101,6 +137,8 @@ class SentencePieceTokenizer final : public Tokenizer {
   sentencepiece::SentencePieceProcessor processor_;
   std::vector<std::string> pieces_;
   bool dummy_prefix_ = true;
+  std::vector<std::pair<std::string, TokenId>> special_strings_;
+  std::set<TokenId> rstrip_ids_;
 };
 
 }  // namespace
@@ -111,6 +149,14 @@ std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path) {
   std::ostringstream buffer;
   buffer << in.rdbuf();
   return std::make_unique<SentencePieceTokenizer>(path, buffer.str());
+}
+
+std::unique_ptr<Tokenizer> load_sentencepiece_proto(const std::string& proto, const std::string& source,
+                                                    const std::vector<std::string>& split_tokens,
+                                                    const std::vector<std::string>& rstrip_tokens) {
+  auto tokenizer = std::make_unique<SentencePieceTokenizer>(source, proto);
+  tokenizer->set_split_tokens(split_tokens, rstrip_tokens);
+  return tokenizer;
 }
 
 }  // namespace retort::tok

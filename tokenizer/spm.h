@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tokenizer/tokenizer.h"
 
@@ -10,5 +11,13 @@ namespace retort::tok {
 
 // Loads a serialized ModelProto; throws bad_input naming the file when it does not parse.
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path);
+
+// The same from ModelProto bytes made elsewhere (GGUF `llama` vocabularies, gguf_spm.cpp).
+// `split_tokens`: token strings matched as their ids before SentencePiece sees the text; each
+// fragment between them is encoded on its own (and gets the dummy prefix), as llama.cpp does
+// with parse_special. `rstrip_tokens`: those of them that swallow the whitespace after them.
+std::unique_ptr<Tokenizer> load_sentencepiece_proto(const std::string& proto, const std::string& source,
+                                                    const std::vector<std::string>& split_tokens,
+                                                    const std::vector<std::string>& rstrip_tokens);
 
 }  // namespace retort::tok

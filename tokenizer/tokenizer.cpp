@@ -74,7 +74,8 @@ std::unique_ptr<Tokenizer> load_gguf(const std::string& path) {
   const auto gguf = GgufFile::open(path);
   const std::string model = gguf->get_string("tokenizer.ggml.model");
   if (model == "gpt2") return tok::load_gguf_bpe(*gguf);
-  throw bad_input("unsupported GGUF tokenizer model '" + model + "' (implemented: gpt2)")
+  if (model == "llama") return tok::load_gguf_spm(*gguf);
+  throw bad_input("unsupported GGUF tokenizer model '" + model + "' (implemented: gpt2, llama)")
       .file(path)
       .key("tokenizer.ggml.model");
 }

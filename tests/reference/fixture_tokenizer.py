@@ -24,6 +24,7 @@ from fetch_smollm2 import cached_gguf  # noqa: E402
 CACHE = Path(os.environ.get("RETORT_CACHE_DIR", Path.home() / ".cache" / "retort"))
 BPE_VOCABS = ["gpt-2", "llama-bpe", "qwen2", "qwen35", "starcoder", "refact", "command-r", "falcon", "mpt",
               "deepseek-coder", "deepseek-llm", "gpt-neox"]
+SPM_VOCABS = ["llama-spm", "phi-3"]  # SentencePiece vocabularies stored in GGUF metadata
 SEPARATOR = "\n__ggml_vocab_test__\n"
 
 
@@ -138,10 +139,14 @@ def gguf_cases(vocab_dir: Path, out: Path) -> list[str]:
     return names
 
 
-def llama_cpp_ids(gguf: Path, docs: list[str]) -> list[list[int]]:
+def llama_cpp_ids(gguf: Path, docs: list[str], out: Path, name: str) -> list[list[int]]:
+    """llama.cpp's ids; also records which documents llama.cpp itself round-trips (SentencePiece
+    vocabularies add a space after special tokens, so some do not)."""
     from llama_cpp import Llama
     llm = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-    return [llm.tokenize(d.encode(), add_bos=False, special=True) for d in docs]
+    ids = [llm.tokenize(d.encode(), add_bos=False, special=True) for d in docs]
+    write_json(out / f"{name}.round_trips.json", [llm.detokenize(i, special=True) == d.encode() for i, d in zip(ids, docs)])
+    return ids
 
 
 def main():
@@ -150,11 +155,11 @@ def main():
     write_json(out / "corpus.json", docs)
     vocab_dir = llama_vocab_dir()
     manifest = {"vocab_dir": str(vocab_dir), "cases": gguf_cases(vocab_dir, out), "gguf": {}, "json": {}, "spm": {}}
-    ggufs = {name: vocab_dir / f"ggml-vocab-{name}.gguf" for name in BPE_VOCABS}
+    ggufs = {name: vocab_dir / f"ggml-vocab-{name}.gguf" for name in BPE_VOCABS + SPM_VOCABS}
     ggufs["smollm2"] = cached_gguf()
     for name, path in ggufs.items():
         if path.exists():
-            write_ids(out, f"gguf-{name}", llama_cpp_ids(path, docs))
+            write_ids(out, f"gguf-{name}", llama_cpp_ids(path, docs, out, f"gguf-{name}"))
             manifest["gguf"][name] = str(path)
     # tokenizer.json made by transformers' GGUF conversion (offline), checked against HF tokenizers.
     from transformers import AutoTokenizer
