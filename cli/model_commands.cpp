@@ -77,20 +77,7 @@ int run_generate(const ParsedArgs& args) {
   } else {
     for (const std::string& text : args.values.at("prompt-ids")) prompts.push_back(parse_id_list(text, "--prompt-ids"));
   }
-  SamplingOptions sampling;
-  sampling.max_new_tokens = args.get_int("max-new-tokens", 128);
-  if (sampling.max_new_tokens <= 0) throw bad_input("must be positive").key("--max-new-tokens");
-  sampling.temperature = args.get_double("temperature", 0.0);
-  if (sampling.temperature < 0) throw bad_input("must be >= 0 (0 = greedy)").key("--temperature");
-  sampling.greedy = sampling.temperature == 0.0;
-  if (sampling.greedy) sampling.temperature = 1.0;
-  sampling.top_k = args.get_int("top-k", 0);
-  sampling.top_p = args.get_double("top-p", 1.0);
-  if (sampling.top_k < 0) throw bad_input("must be >= 0").key("--top-k");
-  if (sampling.top_p <= 0 || sampling.top_p > 1) throw bad_input("must be in (0, 1]").key("--top-p");
-  sampling.repetition_penalty = args.get_double("repetition-penalty", 1.0);
-  if (sampling.repetition_penalty <= 0) throw bad_input("must be positive").key("--repetition-penalty");
-  sampling.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  SamplingOptions sampling = sampling_from_args(args, 128);
   const LoadedModel loaded = load_from_args(args);
   const ModelConfig& config = loaded.model->config();
   if (!args.has("ignore-eos")) {
@@ -232,6 +219,24 @@ int run_eval(const ParsedArgs& args) {
 }
 
 }  // namespace
+
+SamplingOptions sampling_from_args(const ParsedArgs& args, int64_t default_max_new_tokens) {
+  SamplingOptions sampling;
+  sampling.max_new_tokens = args.get_int("max-new-tokens", default_max_new_tokens);
+  if (sampling.max_new_tokens <= 0) throw bad_input("must be positive").key("--max-new-tokens");
+  sampling.temperature = args.get_double("temperature", 0.0);
+  if (sampling.temperature < 0) throw bad_input("must be >= 0 (0 = greedy)").key("--temperature");
+  sampling.greedy = sampling.temperature == 0.0;
+  if (sampling.greedy) sampling.temperature = 1.0;
+  sampling.top_k = args.get_int("top-k", 0);
+  sampling.top_p = args.get_double("top-p", 1.0);
+  if (sampling.top_k < 0) throw bad_input("must be >= 0").key("--top-k");
+  if (sampling.top_p <= 0 || sampling.top_p > 1) throw bad_input("must be in (0, 1]").key("--top-p");
+  sampling.repetition_penalty = args.get_double("repetition-penalty", 1.0);
+  if (sampling.repetition_penalty <= 0) throw bad_input("must be positive").key("--repetition-penalty");
+  sampling.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  return sampling;
+}
 
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option) {
   std::vector<int64_t> ids;

@@ -2,12 +2,17 @@
 #pragma once
 
 #include "cli/args.h"
+#include "models/generate.h"
 
 namespace retort::cli {
 
 CommandSpec generate_command();
 CommandSpec logits_command();
 CommandSpec eval_command();
+
+// --max-new-tokens, --temperature (0 = greedy), --top-k, --top-p, --repetition-penalty, --seed;
+// options the command does not declare keep their defaults.
+SamplingOptions sampling_from_args(const ParsedArgs& args, int64_t default_max_new_tokens);
 
 // "1,2,3" -> ids; bad_input naming `option` on anything else.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

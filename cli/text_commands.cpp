@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/model_commands.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "models/generate.h"
@@ -138,13 +139,7 @@ int run_chat(const ParsedArgs& args) {
   load.dtype = parse_dtype(args.get_or("dtype", "float32"));
   load.device = parse_device(args.get_or("device", "cpu"));
   const LoadedModel loaded = load_model(*model_path, load);
-  SamplingOptions sampling;
-  sampling.max_new_tokens = args.get_int("max-new-tokens", 256);
-  sampling.temperature = args.get_double("temperature", 0.0);
-  sampling.greedy = sampling.temperature == 0.0;
-  if (sampling.greedy) sampling.temperature = 1.0;
-  sampling.top_p = args.get_double("top-p", 1.0);
-  sampling.seed = static_cast<uint64_t>(args.get_int("seed", 0));
+  SamplingOptions sampling = sampling_from_args(args, 256);
   sampling.eos_token_ids = stop_token_ids(side);
   for (int64_t id : loaded.model->config().eos_token_ids) sampling.eos_token_ids.push_back(id);
   std::string system = args.get_or("system", "");
