@@ -11,22 +11,23 @@
 namespace retort {
 
 SftStep::SftStep(CausalLM& model) : model_(model) {
-  std::vector<at::Tensor> adapter_tensors;
+  std::vector<std::pair<std::string, at::Tensor>> adapter_tensors;
   for (auto& [path, projection] : projections_of(model)) {
     if (auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get())) {
       lora->training = true;
-      for (at::Tensor* t : {&lora->lora_a, &lora->lora_b, &lora->magnitude}) {
-        if (t->defined()) adapter_tensors.push_back(*t);
-      }
+      const std::string stem = "base_model.model." + path;
+      adapter_tensors.emplace_back(stem + ".lora_A.weight", lora->lora_a);
+      adapter_tensors.emplace_back(stem + ".lora_B.weight", lora->lora_b);
+      if (lora->magnitude.defined()) adapter_tensors.emplace_back(stem + ".lora_magnitude_vector", lora->magnitude);
     }
   }
   const bool use_lora = !adapter_tensors.empty();
   for (auto& p : model.parameters()) p.set_requires_grad(!use_lora);
   if (use_lora) {
-    for (at::Tensor& t : adapter_tensors) t.set_requires_grad(true);
+    for (auto& [name, tensor] : adapter_tensors) tensor.set_requires_grad(true);
     trainable_ = adapter_tensors;
   } else {
-    trainable_ = model.parameters();
+    for (const auto& item : model.named_parameters()) trainable_.emplace_back(item.key(), item.value());
   }
   model.train();
 }

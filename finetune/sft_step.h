@@ -15,11 +15,12 @@ class SftStep : public TrainingStep {
   explicit SftStep(CausalLM& model);
 
   StepResult forward(const Batch& batch) override;
-  std::vector<at::Tensor> trainable_parameters() override { return trainable_; }
+  // LoRA: PEFT's adapter keys ("base_model.model.<module>.lora_A.weight"); full: HF names.
+  std::vector<std::pair<std::string, at::Tensor>> named_trainable_parameters() override { return trainable_; }
 
  private:
   CausalLM& model_;
-  std::vector<at::Tensor> trainable_;
+  std::vector<std::pair<std::string, at::Tensor>> trainable_;
 };
 
 // Attaches fresh adapters (A Kaiming-uniform as nn.Linear, B zeros) to projections whose last

@@ -11,7 +11,10 @@
 #include "io/safetensors.h"
 #include "lora/lora.h"
 #include "models/loader.h"
+#include "tests/test_support.h"
 #include "tests/test_support_fixtures.h"
+
+#include <fstream>
 #include "train/losses.h"
 #include "train/trainer.h"
 
@@ -25,6 +28,8 @@ class VectorSource : public BatchSource {
     if (index_ >= batches_.size()) return std::nullopt;
     return batches_[index_++];
   }
+  std::string state() const override { return std::to_string(index_); }
+  void restore(const std::string& state) override { index_ = std::stoul(state); }
 
  private:
   std::vector<Batch> batches_;
@@ -128,6 +133,47 @@ TEST(Training, AccumulationOfFourSingleBatchesEqualsOneBatchOfFour) {
   for (const auto& item : one_batch->named_parameters()) {
     EXPECT_LE((item.value() - params_b[item.key()]).abs().max().item<double>(), 1e-6) << item.key();
   }
+}
+
+TEST(Training, ResumeFromACheckpointContinuesExactly) {
+  auto run = [&](const std::string& dir, int64_t max_steps) {
+    const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string());
+    load_peft_adapter(*loaded.model, (test::fixture_dir("training") / "lora_init").string());
+    SftStep step(*loaded.model);
+    VectorSource data(fixture_batches());
+    TrainerOptions options = fixture_options();
+    options.max_steps = max_steps;
+    options.checkpoint = {dir, /*every_steps=*/3, /*keep_last=*/2, /*resume=*/true, "name: test\n"};
+    Trainer trainer(step, data, options);
+    trainer.run();
+    std::map<std::string, at::Tensor> weights;
+    for (auto& [name, tensor] : step.named_trainable_parameters()) weights[name] = tensor.clone();
+    return weights;
+  };
+  test::TempDir straight, interrupted;
+  const auto expected = run(straight.path().string(), 10);
+  run(interrupted.path().string(), 5);  // stops after step 5 (checkpoints at 3 and 5)
+  EXPECT_EQ(list_checkpoints(interrupted.path().string()).size(), 2u);
+  const auto resumed = run(interrupted.path().string(), 10);  // a new process would do the same
+  for (const auto& [name, tensor] : expected) {
+    EXPECT_TRUE(at::equal(tensor, resumed.at(name))) << "not bitwise equal: " << name;
+  }
+  // The metrics file of the interrupted run equals the straight run's, step for step.
+  auto losses = [](const std::filesystem::path& dir) {
+    std::vector<std::pair<int64_t, double>> out;
+    std::ifstream in(dir / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      const auto json = nlohmann::json::parse(line);
+      out.emplace_back(json["step"].get<int64_t>(), json["loss"].get<double>());
+    }
+    return out;
+  };
+  EXPECT_EQ(losses(interrupted.path()), losses(straight.path()));
+  EXPECT_EQ(losses(straight.path()).size(), 10u);
+  const auto kept = list_checkpoints(interrupted.path().string());
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_NE(kept.back().find("checkpoint-000010"), std::string::npos);
+  EXPECT_NE(kept.front().find("checkpoint-000009"), std::string::npos);
 }
 
 TEST(Schedules, WarmupThenDecayAsTransformersDefinesThem) {

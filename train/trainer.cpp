@@ -1,14 +1,23 @@
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <cmath>
 
 #include "io/error.h"
 #include "train/losses.h"
 
 namespace retort {
+
+std::vector<at::Tensor> TrainingStep::trainable_parameters() {
+  std::vector<at::Tensor> out;
+  for (auto& [name, tensor] : named_trainable_parameters()) out.push_back(tensor);
+  return out;
+}
 
 int64_t Batch::trained_tokens() const {
   return (labels.narrow(1, 1, labels.size(1) - 1) != kIgnoreIndex).sum().item<int64_t>();
@@ -20,9 +29,26 @@ Trainer::Trainer(TrainingStep& step, BatchSource& data, TrainerOptions options)
   if (optimizer_.parameters().empty()) throw bad_input("nothing to train: no trainable parameters");
 }
 
+namespace {
+
+void append_metrics(const std::string& directory, const StepMetrics& m) {
+  if (directory.empty()) return;
+  std::filesystem::create_directories(directory);
+  std::ofstream out(std::filesystem::path(directory) / "metrics.jsonl", std::ios::app);
+  out << nlohmann::json{{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
+                        {"tokens", m.tokens}, {"tokens_per_s", m.tokens / std::max(m.seconds, 1e-9)}}
+             .dump()
+      << "\n";
+}
+
+}  // namespace
+
 std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics&)>& on_step) {
+  const CheckpointOptions& checkpoint = options_.checkpoint;
+  if (!checkpoint.directory.empty() && checkpoint.resume) resume_from_latest();
   std::vector<StepMetrics> history;
-  for (int64_t step = 0; step < options_.max_steps; ++step) {
+  while (step_count_ < options_.max_steps) {
+    const int64_t step = step_count_;
     const auto start = std::chrono::steady_clock::now();
     // The whole window first: the loss is normalised by every trained token in it, so
     // micro-batches with more tokens weigh more (not an average of per-batch means).
@@ -50,10 +76,14 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     const double lr = options_.adamw.lr * lr_multiplier(options_.schedule, step);
     optimizer_.step(lr);
     optimizer_.zero_grad();
-    StepMetrics metrics{step + 1, loss_total, lr, grad_norm, tokens,
+    step_count_ = step + 1;
+    StepMetrics metrics{step_count_, loss_total, lr, grad_norm, tokens,
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
     history.push_back(metrics);
+    append_metrics(checkpoint.directory, metrics);
     if (on_step) on_step(metrics);
+    const bool cadence = checkpoint.every_steps > 0 && step_count_ % checkpoint.every_steps == 0;
+    if (!checkpoint.directory.empty() && (cadence || step_count_ == options_.max_steps)) save_checkpoint();
   }
   return history;
 }

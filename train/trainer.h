@@ -31,13 +31,27 @@ class TrainingStep {
  public:
   virtual ~TrainingStep() = default;
   virtual StepResult forward(const Batch& batch) = 0;
-  virtual std::vector<at::Tensor> trainable_parameters() = 0;
+  // What the optimizer updates, with the names checkpoints store them under.
+  virtual std::vector<std::pair<std::string, at::Tensor>> named_trainable_parameters() = 0;
+  std::vector<at::Tensor> trainable_parameters();
 };
 
 class BatchSource {
  public:
   virtual ~BatchSource() = default;
   virtual std::optional<Batch> next() = 0;  // nullopt: the data is exhausted
+  // The position to resume from (epoch, offset, shuffle seed...), as JSON text.
+  virtual std::string state() const = 0;
+  virtual void restore(const std::string& state) = 0;
+};
+
+// Where and how often the loop checkpoints; resume picks up the newest checkpoint there.
+struct CheckpointOptions {
+  std::string directory;    // empty: no checkpoints, no metrics file
+  int64_t every_steps = 0;  // 0: only at the end
+  int64_t keep_last = 2;
+  bool resume = true;
+  std::string recipe_yaml;  // stored with each checkpoint
 };
 
 struct TrainerOptions {
@@ -46,6 +60,7 @@ struct TrainerOptions {
   AdamWOptions adamw;
   ScheduleOptions schedule;
   double max_grad_norm = 1.0;  // 0: no clipping
+  CheckpointOptions checkpoint;
 };
 
 struct StepMetrics {
@@ -60,14 +75,23 @@ struct StepMetrics {
 class Trainer {
  public:
   Trainer(TrainingStep& step, BatchSource& data, TrainerOptions options);
-  // Runs until max_steps or the data ends; `on_step` sees every step's metrics.
+  // Runs until max_steps or the data ends, resuming from the newest checkpoint when asked;
+  // `on_step` sees every step's metrics (also appended to DIR/metrics.jsonl).
   std::vector<StepMetrics> run(const std::function<void(const StepMetrics&)>& on_step = {});
+  int64_t completed_steps() const { return step_count_; }
 
  private:
+  void save_checkpoint();
+  bool resume_from_latest();
+
   TrainingStep& step_;
   BatchSource& data_;
   TrainerOptions options_;
   AdamW optimizer_;
+  int64_t step_count_ = 0;
 };
+
+// checkpoint-000012 directories in `directory`, oldest first.
+std::vector<std::string> list_checkpoints(const std::string& directory);
 
 }  // namespace retort
