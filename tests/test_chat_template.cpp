@@ -45,7 +45,9 @@ void expect_segments_tile(const RenderedChat& chat, const std::string& label) {
   for (const ChatSegment& segment : chat.segments) {
     ASSERT_EQ(segment.begin, offset) << label;
     ASSERT_EQ(chat.text.compare(segment.begin, segment.text.size(), segment.text), 0) << label;
-    if (segment.special) EXPECT_TRUE(segment.text.front() == '<' || segment.text.front() == '[') << label;
+    if (segment.special) {
+      EXPECT_TRUE(segment.text.front() == '<' || segment.text.front() == '[') << label;
+    }
     offset += segment.text.size();
   }
   EXPECT_EQ(offset, chat.text.size()) << label;
@@ -122,12 +124,18 @@ TEST(ChatTemplate, MarksAssistantOutputAndItsEndOfTurnTrainable) {
 }
 
 TEST(ChatTemplate, AttributesSegmentsToMessagesAndFlagsSpecialTokens) {
-  RenderedChat chat = ChatTemplate::by_name("llama3").render(kBasicChat, {.add_generation_prompt = true});
+  ChatRenderOptions generation;
+  generation.add_generation_prompt = true;
+  RenderedChat chat = ChatTemplate::by_name("llama3").render(kBasicChat, generation);
   std::vector<std::string> specials;
   for (const ChatSegment& segment : chat.segments) {
     if (segment.special) specials.push_back(segment.text);
-    if (segment.text == "Who are you") EXPECT_EQ(segment.message_index, 3);
-    if (segment.text == "Be brief.") EXPECT_EQ(segment.role, "system");
+    if (segment.text == "Who are you") {
+      EXPECT_EQ(segment.message_index, 3);
+    }
+    if (segment.text == "Be brief.") {
+      EXPECT_EQ(segment.role, "system");
+    }
   }
   EXPECT_EQ(specials.size(), 1u + 5 * 3 + 2);  // BOS, 3 per turn, generation-prompt header
   EXPECT_EQ(specials.front(), "<|begin_of_text|>");
@@ -140,7 +148,9 @@ TEST(ChatTemplate, AttributesSegmentsToMessagesAndFlagsSpecialTokens) {
   EXPECT_EQ(llama2.segments[2].message_index, 0);
   // [INST] is text in Mistral v1's vocabulary but a control token from v3 on.
   for (const ChatSegment& segment : ChatTemplate::by_name("mistral-v3").render(kBasicChat).segments)
-    if (segment.text == "[INST]") EXPECT_TRUE(segment.special);
+    if (segment.text == "[INST]") {
+      EXPECT_TRUE(segment.special);
+    }
 }
 
 TEST(ChatTemplate, ExposesStopStrings) {
@@ -188,8 +198,9 @@ TEST(ChatTemplate, RejectsBadInputClearly) {
   EXPECT_NE(not_object.find("must be a JSON object"), std::string::npos) << not_object;
 
   std::string no_tools = bad_input_message([] {
-    ChatTemplate::by_name("gemma").render(Json::parse(R"([{"role": "user", "content": "a"}])"),
-                                          {.tools = Json::parse(R"([{"type": "function", "function": {"name": "f"}}])")});
+    ChatRenderOptions with_tools;
+    with_tools.tools = Json::parse(R"([{"type": "function", "function": {"name": "f"}}])");
+    ChatTemplate::by_name("gemma").render(Json::parse(R"([{"role": "user", "content": "a"}])"), with_tools);
   });
   EXPECT_NE(no_tools.find("no tool format"), std::string::npos) << no_tools;
 
