@@ -5,6 +5,9 @@
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <fstream>
 
 #include "finetune/sft_step.h"
 #include "io/atomic_file.h"
@@ -13,8 +16,6 @@
 #include "models/loader.h"
 #include "tests/test_support.h"
 #include "tests/test_support_fixtures.h"
-
-#include <fstream>
 #include "train/losses.h"
 #include "train/trainer.h"
 
@@ -188,6 +189,34 @@ TEST(Schedules, WarmupThenDecayAsTransformersDefinesThem) {
   const ScheduleOptions linear{"linear", 0, 100, 0.0};
   EXPECT_DOUBLE_EQ(lr_multiplier(linear, 25), 0.75);
   EXPECT_DOUBLE_EQ(lr_multiplier({"constant", 4, 100, 0.0}, 50), 1.0);
+}
+
+}  // namespace
+}  // namespace retort
+
+namespace retort {
+namespace {
+
+TEST(Losses, ChunkedLossAndGradientsEqualPlainCrossEntropy) {
+  at::manual_seed(5);
+  const at::Tensor hidden = at::randn({2, 9, 16}, at::kDouble).set_requires_grad(true);
+  const at::Tensor weight = at::randn({40, 16}, at::kDouble).set_requires_grad(true);
+  at::Tensor labels = at::randint(0, 40, {2, 9}, at::kLong);
+  labels[0][3] = kIgnoreIndex;
+  labels[1][8] = kIgnoreIndex;
+  // Reference: the full logits at once, as transformers' ForCausalLMLoss (summed).
+  const at::Tensor logits = at::linear(hidden.narrow(1, 0, 8), weight).reshape({-1, 40});
+  const at::Tensor reference = at::cross_entropy_loss(logits, labels.narrow(1, 1, 8).reshape({-1}), std::nullopt,
+                                                      at::Reduction::Sum, kIgnoreIndex);
+  const auto reference_grads = torch::autograd::grad({reference}, {hidden, weight});
+  for (int64_t chunk : {1, 3, 7, 64}) {
+    const TokenLoss loss = causal_lm_loss(hidden, weight, labels, chunk);
+    EXPECT_EQ(loss.tokens, 14);  // 2 x 8 shifted labels, 2 ignored
+    EXPECT_NEAR(loss.sum.item<double>(), reference.item<double>(), 1e-5 * reference.item<double>()) << chunk;
+    const auto grads = torch::autograd::grad({loss.sum * 0.5}, {hidden, weight});  // scaled upstream gradient
+    EXPECT_LE((grads[0] - reference_grads[0] * 0.5).abs().max().item<double>(), 1e-5) << chunk;
+    EXPECT_LE((grads[1] - reference_grads[1] * 0.5).abs().max().item<double>(), 1e-5) << chunk;
+  }
 }
 
 }  // namespace

@@ -1,8 +1,68 @@
+// Next-token cross-entropy over the output projection, chunked over tokens. With autograd the
+// gradients are computed chunk by chunk inside the forward pass (a custom autograd function), so
+// neither the forward nor the backward ever holds the float32 [tokens x vocab] logits at once;
+// backward only scales the stored gradients. Reference: ForCausalLMLoss in transformers
+// loss_utils.py (same shift, ignore index and sum); the "fused linear cross-entropy" idea.
 #include "train/losses.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 namespace retort {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Summed CE of rows [start, start + rows): returns the loss and, when asked, d(loss)/d(logits).
+at::Tensor chunk_loss(const at::Tensor& logits, const at::Tensor& targets, at::Tensor* grad_logits) {
+  const at::Tensor counted = targets != kIgnoreIndex;
+  const at::Tensor safe_targets = targets.masked_fill(counted.logical_not(), 0);
+  const at::Tensor log_probs = at::log_softmax(logits, -1);
+  const at::Tensor picked = log_probs.gather(1, safe_targets.unsqueeze(1)).squeeze(1);
+  const at::Tensor loss = -(picked * counted.to(picked.scalar_type())).sum();
+  if (grad_logits != nullptr) {
+    at::Tensor grad = log_probs.exp_();  // softmax, reusing the buffer
+    grad.scatter_add_(1, safe_targets.unsqueeze(1), at::full({grad.size(0), 1}, -1.0, grad.options()));
+    grad.mul_(counted.unsqueeze(1).to(grad.scalar_type()));
+    *grad_logits = grad;
+  }
+  return loss;
+}
+
+struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& inputs, const at::Tensor& weight,
+                            const at::Tensor& targets, int64_t chunk_tokens) {
+    const bool want_inputs = inputs.requires_grad(), want_weight = weight.requires_grad();
+    at::Tensor grad_inputs = want_inputs ? at::empty_like(inputs) : at::Tensor();
+    at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
+    const at::Tensor weight_f32 = weight.to(at::kFloat);
+    at::Tensor total = at::zeros({}, inputs.options().dtype(at::kFloat));
+    for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
+      const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
+      const at::Tensor x = inputs.narrow(0, start, rows);  // [n, H]
+      const at::Tensor logits = at::linear(x, weight).to(at::kFloat);  // [n, V] as the model computes it
+      at::Tensor grad_logits;
+      total = total + chunk_loss(logits, targets.narrow(0, start, rows), &grad_logits);
+      if (want_inputs) grad_inputs.narrow(0, start, rows).copy_(at::matmul(grad_logits, weight_f32));
+      if (want_weight) grad_weight.add_(at::matmul(grad_logits.t(), x.to(at::kFloat)));
+    }
+    ctx->saved_data["grad_inputs"] = grad_inputs;
+    ctx->saved_data["grad_weight"] = want_weight ? grad_weight.to(weight.scalar_type()) : at::Tensor();
+    return total;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor scale = grad_outputs[0];
+    at::Tensor grad_inputs = ctx->saved_data["grad_inputs"].toTensor();
+    at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
+    if (grad_inputs.defined()) grad_inputs = grad_inputs * scale.to(grad_inputs.scalar_type());
+    if (grad_weight.defined()) grad_weight = grad_weight * scale.to(grad_weight.scalar_type());
+    return {grad_inputs, grad_weight, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
 
 at::Tensor TokenLoss::mean() const { return sum / static_cast<double>(std::max<int64_t>(tokens, 1)); }
 
@@ -12,15 +72,18 @@ TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, con
   // Shift: position t predicts label t+1.
   const at::Tensor inputs = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, width});
   const at::Tensor targets = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1}).to(hidden.device());
-  const at::Tensor counted = targets != kIgnoreIndex;
   TokenLoss loss;
-  loss.tokens = counted.sum().item<int64_t>();
+  loss.tokens = (targets != kIgnoreIndex).sum().item<int64_t>();
+  const bool needs_grad = at::GradMode::is_enabled() && (inputs.requires_grad() || weight.requires_grad());
+  if (needs_grad) {
+    loss.sum = LinearCrossEntropy::apply(inputs, weight, targets, chunk_tokens);
+    return loss;
+  }
   loss.sum = at::zeros({}, hidden.options().dtype(at::kFloat));
   for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
     const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
     const at::Tensor logits = at::linear(inputs.narrow(0, start, rows), weight).to(at::kFloat);
-    loss.sum = loss.sum + at::cross_entropy_loss(logits, targets.narrow(0, start, rows), std::nullopt,
-                                                 at::Reduction::Sum, kIgnoreIndex);
+    loss.sum = loss.sum + chunk_loss(logits, targets.narrow(0, start, rows), nullptr);
   }
   return loss;
 }

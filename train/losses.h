@@ -16,8 +16,8 @@ struct TokenLoss {
 
 // Next-token cross-entropy: hidden [B, T, H] predicts labels shifted by one (labels [B, T],
 // kIgnoreIndex where nothing is learned). The output projection `weight` [V, H] is applied
-// `chunk_tokens` rows at a time so the float32 [tokens x V] logits are never all alive at once
-// in the forward pass.
+// `chunk_tokens` rows at a time; with autograd the gradients are formed chunk by chunk in the
+// forward pass, so the float32 [tokens x V] logits are never all alive, forward or backward.
 TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                          int64_t chunk_tokens = 1024);
 
