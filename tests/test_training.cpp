@@ -17,6 +17,7 @@
 #include "tests/test_support.h"
 #include "tests/test_support_fixtures.h"
 #include "train/losses.h"
+#include "train/tensorboard.h"
 #include "train/trainer.h"
 
 namespace retort {
@@ -217,6 +218,42 @@ TEST(Losses, ChunkedLossAndGradientsEqualPlainCrossEntropy) {
     EXPECT_LE((grads[0] - reference_grads[0] * 0.5).abs().max().item<double>(), 1e-5) << chunk;
     EXPECT_LE((grads[1] - reference_grads[1] * 0.5).abs().max().item<double>(), 1e-5) << chunk;
   }
+}
+
+}  // namespace
+}  // namespace retort
+
+namespace retort {
+namespace {
+
+TEST(TensorBoard, Crc32cKnownValue) {
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);  // the CRC-32C check value
+}
+
+TEST(TensorBoard, TheTensorboardPackageReadsOurEventFiles) {
+  const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string());
+  SftStep step(*loaded.model);
+  VectorSource data(fixture_batches());
+  TrainerOptions options = fixture_options();
+  options.max_steps = 4;
+  test::TempDir out;
+  options.checkpoint.directory = out.path().string();
+  options.checkpoint.tensorboard = true;
+  Trainer trainer(step, data, options);
+  const auto history = trainer.run();
+  const auto result = test::run_program({test::env_or_empty("RETORT_PYTHON"),
+                                         test::env_or_empty("RETORT_SOURCE_DIR") + "/tests/reference/read_tensorboard.py",
+                                         (out.path() / "tensorboard").string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto scalars = nlohmann::json::parse(result.out);
+  ASSERT_TRUE(scalars.contains("train/loss")) << result.out;
+  ASSERT_EQ(scalars["train/loss"].size(), history.size());
+  for (size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(scalars["train/loss"][i][0].get<int64_t>(), history[i].step);
+    EXPECT_NEAR(scalars["train/loss"][i][1].get<double>(), history[i].loss, 1e-6 * history[i].loss);  // float32
+    EXPECT_NEAR(scalars["train/lr"][i][1].get<double>(), history[i].lr, 1e-6 * options.adamw.lr);
+  }
+  EXPECT_TRUE(scalars.contains("train/grad_norm"));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "io/error.h"
 #include "train/losses.h"
+#include "train/tensorboard.h"
 
 namespace retort {
 
@@ -46,6 +47,10 @@ void append_metrics(const std::string& directory, const StepMetrics& m) {
 std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics&)>& on_step) {
   const CheckpointOptions& checkpoint = options_.checkpoint;
   if (!checkpoint.directory.empty() && checkpoint.resume) resume_from_latest();
+  std::optional<TensorBoardWriter> tensorboard;
+  if (!checkpoint.directory.empty() && checkpoint.tensorboard) {
+    tensorboard.emplace((std::filesystem::path(checkpoint.directory) / "tensorboard").string());
+  }
   std::vector<StepMetrics> history;
   while (step_count_ < options_.max_steps) {
     const int64_t step = step_count_;
@@ -81,6 +86,13 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
     history.push_back(metrics);
     append_metrics(checkpoint.directory, metrics);
+    if (tensorboard) {
+      tensorboard->scalar("train/loss", metrics.loss, metrics.step);
+      tensorboard->scalar("train/lr", metrics.lr, metrics.step);
+      tensorboard->scalar("train/grad_norm", metrics.grad_norm, metrics.step);
+      tensorboard->scalar("train/tokens_per_s", metrics.tokens / std::max(metrics.seconds, 1e-9), metrics.step);
+      tensorboard->flush();
+    }
     if (on_step) on_step(metrics);
     const bool cadence = checkpoint.every_steps > 0 && step_count_ % checkpoint.every_steps == 0;
     if (!checkpoint.directory.empty() && (cadence || step_count_ == options_.max_steps)) save_checkpoint();

@@ -52,6 +52,7 @@ struct CheckpointOptions {
   int64_t keep_last = 2;
   bool resume = true;
   std::string recipe_yaml;  // stored with each checkpoint
+  bool tensorboard = false;  // also write DIR/tensorboard/events.out.tfevents.*
 };
 
 struct TrainerOptions {
