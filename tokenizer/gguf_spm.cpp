@@ -2,46 +2,13 @@
 // in GGUF metadata, formats.md §3.5/§6.1): the ModelProto is rebuilt from them and run by
 // libsentencepiece, the tokenizer llama.cpp's SPM code reproduces. Reference: sentencepiece
 // src/sentencepiece_model.proto (field numbers), llama.cpp src/llama-vocab.cpp (defaults).
-#include <cstring>
-
 #include "io/error.h"
 #include "io/gguf.h"
+#include "io/protobuf_writer.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/spm.h"
 
 namespace retort::tok {
-namespace {
-
-// Protocol-buffer wire format, just what ModelProto needs.
-class ProtoWriter {
- public:
-  void varint(uint64_t value) {
-    while (value >= 0x80) {
-      bytes.push_back(static_cast<char>((value & 0x7F) | 0x80));
-      value >>= 7;
-    }
-    bytes.push_back(static_cast<char>(value));
-  }
-  void tag(int field, int wire_type) { varint(static_cast<uint64_t>(field) << 3 | wire_type); }
-  void int_field(int field, int64_t value) {  // int32/enum/bool: negative values sign-extend
-    tag(field, 0);
-    varint(static_cast<uint64_t>(value));
-  }
-  void float_field(int field, float value) {
-    tag(field, 5);
-    char raw[4];
-    std::memcpy(raw, &value, 4);
-    bytes.append(raw, 4);
-  }
-  void bytes_field(int field, const std::string& value) {
-    tag(field, 2);
-    varint(value.size());
-    bytes += value;
-  }
-  std::string bytes;
-};
-
-}  // namespace
 
 std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
   const std::vector<std::string>& tokens = gguf.get_string_array("tokenizer.ggml.tokens");
@@ -83,7 +50,7 @@ std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
     piece.bytes_field(1, tokens[id]);
     piece.float_field(2, (*scores)[id]);
     piece.int_field(3, type);
-    model.bytes_field(1, piece.bytes);
+    model.bytes_field(1, piece.bytes());
   }
   auto id_or = [&](const char* key, int64_t fallback) {
     const auto value = gguf.find_u32(key);
@@ -97,13 +64,13 @@ std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
   trainer.int_field(41, id_or("tokenizer.ggml.bos_token_id", 1));
   trainer.int_field(42, id_or("tokenizer.ggml.eos_token_id", 2));
   trainer.int_field(43, id_or("tokenizer.ggml.padding_token_id", -1));
-  model.bytes_field(2, trainer.bytes);
+  model.bytes_field(2, trainer.bytes());
   ProtoWriter normalizer;
   normalizer.bytes_field(1, "identity");
   normalizer.int_field(3, gguf.find_bool("tokenizer.ggml.add_space_prefix").value_or(true) ? 1 : 0);
   normalizer.int_field(4, 0);  // remove_extra_whitespaces: llama.cpp keeps every space
   normalizer.int_field(5, 1);  // escape_whitespaces: ' ' -> U+2581
-  model.bytes_field(3, normalizer.bytes);
+  model.bytes_field(3, normalizer.bytes());
   // llama.cpp matches control, user-defined and unknown tokens in the text (parse_special) and
   // gives Phi-3's RSTRIP (whitespace after them dropped), except <unk>, <s>, <|endoftext|>
   // (llama-vocab.cpp: cache_special_tokens, attributes by architecture).
@@ -117,7 +84,7 @@ std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
     split.push_back(token);
     if (phi3 && token != "<unk>" && token != "<s>" && token != "<|endoftext|>") rstrip.push_back(token);
   }
-  return load_sentencepiece_proto(model.bytes, gguf.path(), split, rstrip);
+  return load_sentencepiece_proto(model.bytes(), gguf.path(), split, rstrip);
 }
 
 }  // namespace retort::tok

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "io/error.h"
+#include "io/protobuf_writer.h"
 
 namespace retort {
 namespace {
@@ -28,38 +29,13 @@ uint32_t masked_crc(const void* data, size_t size) {
   return ((crc >> 15) | (crc << 17)) + 0xA282EAD8u;
 }
 
-// The protobuf wire format for the few fields an Event needs.
-void put_varint(std::string& out, uint64_t value) {
-  while (value >= 0x80) {
-    out.push_back(static_cast<char>((value & 0x7F) | 0x80));
-    value >>= 7;
-  }
-  out.push_back(static_cast<char>(value));
-}
-void put_tag(std::string& out, int field, int wire_type) { put_varint(out, static_cast<uint64_t>(field) << 3 | wire_type); }
-template <class T>
-void put_fixed(std::string& out, T value) {
-  char raw[sizeof(T)];
-  std::memcpy(raw, &value, sizeof(T));
-  out.append(raw, sizeof(T));
-}
-void put_bytes(std::string& out, int field, const std::string& value) {
-  put_tag(out, field, 2);
-  put_varint(out, value.size());
-  out += value;
-}
-
 double wall_time() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string event_header(int64_t step) {
-  std::string event;
-  put_tag(event, 1, 1);  // wall_time: double
-  put_fixed(event, wall_time());
-  put_tag(event, 2, 0);  // step: int64
-  put_varint(event, static_cast<uint64_t>(step));
-  return event;
+void event_header(ProtoWriter& event, int64_t step) {
+  event.double_field(1, wall_time());  // Event.wall_time
+  event.int_field(2, step);            // Event.step
 }
 
 }  // namespace
@@ -77,31 +53,34 @@ TensorBoardWriter::TensorBoardWriter(const std::string& directory) {
   path_ = (std::filesystem::path(directory) / ("events.out.tfevents." + std::to_string(seconds) + ".retort")).string();
   out_.open(path_, std::ios::binary | std::ios::app);
   if (!out_) throw bad_input("cannot write TensorBoard events").file(path_);
-  std::string event = event_header(0);
-  put_bytes(event, 3, "brain.Event:2");  // file_version
-  write_record(event);
+  ProtoWriter event;
+  event_header(event, 0);
+  event.bytes_field(3, "brain.Event:2");  // Event.file_version
+  write_record(event.bytes());
 }
 
 void TensorBoardWriter::scalar(const std::string& tag, double value, int64_t step) {
-  std::string summary_value;
-  put_bytes(summary_value, 1, tag);  // Summary.Value.tag
-  put_tag(summary_value, 2, 5);      // Summary.Value.simple_value: float
-  put_fixed(summary_value, static_cast<float>(value));
-  std::string summary;
-  put_bytes(summary, 1, summary_value);  // Summary.value
-  std::string event = event_header(step);
-  put_bytes(event, 5, summary);  // Event.summary
-  write_record(event);
+  ProtoWriter summary_value;
+  summary_value.bytes_field(1, tag);                             // Summary.Value.tag
+  summary_value.float_field(2, static_cast<float>(value));       // Summary.Value.simple_value
+  ProtoWriter summary;
+  summary.bytes_field(1, summary_value.bytes());  // Summary.value
+  ProtoWriter event;
+  event_header(event, step);
+  event.bytes_field(5, summary.bytes());  // Event.summary
+  write_record(event.bytes());
 }
 
 void TensorBoardWriter::write_record(const std::string& data) {
-  std::string record;
+  ProtoWriter record;  // not a proto: the record framing, built with the same byte helpers
   const uint64_t length = data.size();
-  put_fixed(record, length);
-  put_fixed(record, masked_crc(&length, sizeof(length)));
-  record += data;
-  put_fixed(record, masked_crc(data.data(), data.size()));
-  out_.write(record.data(), static_cast<std::streamsize>(record.size()));
+  record.fixed(length);
+  record.fixed(masked_crc(&length, sizeof(length)));
+  const std::string& head = record.bytes();
+  out_.write(head.data(), static_cast<std::streamsize>(head.size()));
+  out_.write(data.data(), static_cast<std::streamsize>(data.size()));
+  const uint32_t tail = masked_crc(data.data(), data.size());
+  out_.write(reinterpret_cast<const char*>(&tail), sizeof(tail));
 }
 
 }  // namespace retort
