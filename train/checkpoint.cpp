@@ -52,7 +52,11 @@ void Trainer::save_checkpoint() {
   fs::create_directories(options.directory);
   const fs::path final_dir = fs::path(options.directory) / checkpoint_name(step_count_);
   const fs::path temp_dir = fs::path(options.directory) / (checkpoint_name(step_count_) + ".tmp" + std::to_string(::getpid()));
-  fs::remove_all(temp_dir);
+  // Leftovers of a run killed mid-save are never complete checkpoints: clear them.
+  for (const auto& entry : fs::directory_iterator(options.directory)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("checkpoint-", 0) == 0 && name.find(".tmp") != std::string::npos) fs::remove_all(entry.path());
+  }
   fs::create_directories(temp_dir);
   write_safetensors((temp_dir / "weights.safetensors").string(), step_.named_trainable_parameters());
   std::vector<std::pair<std::string, at::Tensor>> state;
