@@ -23,7 +23,7 @@ from fetch_smollm2 import cached_gguf  # noqa: E402
 
 CACHE = Path(os.environ.get("RETORT_CACHE_DIR", Path.home() / ".cache" / "retort"))
 BPE_VOCABS = ["gpt-2", "llama-bpe", "qwen2", "qwen35", "starcoder", "refact", "command-r", "falcon", "mpt",
-              "deepseek-coder", "deepseek-llm", "gpt-neox"]
+              "deepseek-coder", "deepseek-llm", "gpt-neox", "aquila"]
 SPM_VOCABS = ["llama-spm", "phi-3"]  # SentencePiece vocabularies stored in GGUF metadata
 SEPARATOR = "\n__ggml_vocab_test__\n"
 
