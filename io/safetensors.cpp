@@ -11,6 +11,7 @@
 
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "io/text.h"
 
 namespace retort {
 namespace {
@@ -62,12 +63,6 @@ uint64_t read_u64_le(const uint8_t* bytes) {
   uint64_t value = 0;
   for (int i = 7; i >= 0; --i) value = (value << 8) | bytes[i];
   return value;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
 }
 
 // Parses the JSON header, refusing duplicate top-level keys (the JSON library would keep

@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/safetensors.h"
+#include "io/text.h"
 
 namespace retort {
 
@@ -138,9 +139,8 @@ LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir)
     auto assign = [&](at::Tensor& target, const std::string& name) {
       const at::Tensor value = file->view(name);
       if (value.sizes() != target.sizes()) {
-        throw bad_input("wrong shape: expected [" + std::to_string(target.size(0)) + ", " +
-                        (target.dim() > 1 ? std::to_string(target.size(1)) : std::string("")) + "] for rank " +
-                        std::to_string(loaded.spec.rank))
+        throw bad_input("wrong shape: expected " + shape_text(target.sizes().vec()) + " for rank " +
+                        std::to_string(loaded.spec.rank) + ", file has " + shape_text(value.sizes().vec()))
             .file(weights_path)
             .tensor(name);
       }

@@ -9,6 +9,7 @@
 
 #include "io/error.h"
 #include "io/safetensors.h"
+#include "io/text.h"
 #include "models/gguf_model.h"
 #include "models/registry.h"
 
@@ -16,12 +17,6 @@ namespace retort {
 
 
 namespace {
-
-std::string shape_text(at::IntArrayRef shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
 
 bool is_ignorable_extra(const std::string& name, const ModelConfig& config) {
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;  // old checkpoints
@@ -62,8 +57,8 @@ void assign_parameter(CausalLM& model, const std::string& name, const at::Tensor
   at::Tensor* parameter = parameters.find(name);
   if (parameter == nullptr) throw internal_error("model has no parameter").tensor(name);
   if (parameter->sizes() != value.sizes()) {
-    throw bad_input("wrong shape for the config: expected " + shape_text(parameter->sizes()) + ", file has " +
-                    shape_text(value.sizes()))
+    throw bad_input("wrong shape for the config: expected " + shape_text(parameter->sizes().vec()) + ", file has " +
+                    shape_text(value.sizes().vec()))
         .file(source)
         .tensor(name);
   }
