@@ -36,6 +36,7 @@ StepResult SftStep::forward(const Batch& batch) {
   ForwardOptions options;
   options.attention_mask = batch.attention_mask;
   options.position_ids = batch.position_ids;
+  options.segment_ids = batch.segment_ids;
   const at::Tensor hidden = model_.forward_hidden(batch.input_ids, options);
   const TokenLoss loss = causal_lm_loss(hidden, model_.output_weight(), batch.labels);
   return {loss.sum, loss.tokens};

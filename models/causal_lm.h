@@ -23,6 +23,9 @@ struct KVCache {
 struct ForwardOptions {
   at::Tensor position_ids;    // [B, T] int64; default: cache length + arange(T)
   at::Tensor attention_mask;  // [B, S] with S = past + T, 1 = token, 0 = padding; optional
+  // [B, T] int64, packed rows: a token attends only to earlier tokens of its own segment
+  // (block-diagonal causal attention); optional, not with a cache.
+  at::Tensor segment_ids;
   KVCache* cache = nullptr;   // read and extended when given
 };
 

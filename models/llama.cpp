@@ -139,14 +139,16 @@ LlamaForCausalLM::LlamaForCausalLM(const ModelConfig& config) : config_(config) 
 namespace {
 
 // The boolean attention mask [B, 1, T, S] (true = attend), or nullopt when SDPA's own
-// causal flag is exact (no padding, no window, no cached prefix).
+// causal flag is exact (no padding, no window, no segments, no cached prefix).
 std::optional<at::Tensor> build_mask(const ModelConfig& config, int64_t batch, int64_t steps, int64_t past,
-                                     const at::Tensor& attention_mask, at::Device device, bool& causal) {
+                                     const ForwardOptions& options, at::Device device, bool& causal) {
+  const at::Tensor& attention_mask = options.attention_mask;
   const int64_t total = past + steps;
   const bool padded = attention_mask.defined() && !attention_mask.all().item<bool>();
   const bool windowed = config.sliding_window && total > *config.sliding_window;
+  const bool segmented = options.segment_ids.defined();
   causal = false;
-  if (!padded && !windowed) {
+  if (!padded && !windowed && !segmented) {
     if (past == 0) {
       causal = steps > 1;
       return std::nullopt;
@@ -160,6 +162,10 @@ std::optional<at::Tensor> build_mask(const ModelConfig& config, int64_t batch, i
   if (windowed) allowed = allowed & ((query_pos - key_pos) < *config.sliding_window);
   allowed = allowed.unsqueeze(0).expand({batch, steps, total});
   if (padded) allowed = allowed & attention_mask.to(device).to(at::kBool).view({batch, 1, total});
+  if (segmented) {
+    const at::Tensor segments = options.segment_ids.to(device);  // [B, T]
+    allowed = allowed & (segments.unsqueeze(2) == segments.unsqueeze(1));
+  }
   // A query with nothing to attend to (a left-pad position) attends to itself, avoiding NaN.
   const at::Tensor self = (key_pos == query_pos).unsqueeze(0).expand({batch, steps, total});
   const at::Tensor empty_row = allowed.any(-1, /*keepdim=*/true).logical_not();
@@ -177,6 +183,9 @@ at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const F
     throw bad_input("sequence of " + std::to_string(past + steps) + " tokens exceeds the KV cache capacity " +
                     std::to_string(options.cache->capacity));
   }
+  if (options.segment_ids.defined() && (past > 0 || options.segment_ids.sizes() != input_ids.sizes())) {
+    throw internal_error("segment_ids must be [B, T] like input_ids and cannot be used with a KV cache");
+  }
   const at::Device device = input_ids.device();
   at::Tensor positions = options.position_ids;
   if (!positions.defined()) {
@@ -192,7 +201,7 @@ at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const F
   const at::Tensor sin = angles.sin().to(h.scalar_type()).unsqueeze(1);
   bool causal = false;
   const std::optional<at::Tensor> mask =
-      build_mask(config_, batch, steps, past, options.attention_mask, device, causal);
+      build_mask(config_, batch, steps, past, options, device, causal);
   for (size_t i = 0; i < model->layer_list.size(); ++i) {
     h = model->layer_list[i]->forward(h, cos, sin, mask, causal, options.cache, static_cast<int64_t>(i));
   }

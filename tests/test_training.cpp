@@ -43,7 +43,7 @@ std::vector<Batch> fixture_batches() {
   std::vector<Batch> batches;
   for (int i = 0; file->find("input_ids." + std::to_string(i)); ++i) {
     const std::string n = std::to_string(i);
-    batches.push_back({file->load("input_ids." + n), file->load("labels." + n), file->load("attention_mask." + n), {}});
+    batches.push_back({file->load("input_ids." + n), file->load("labels." + n), file->load("attention_mask." + n), {}, {}});
   }
   return batches;
 }
@@ -114,7 +114,7 @@ TEST(Training, AccumulationOfFourSingleBatchesEqualsOneBatchOfFour) {
     const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string());
     std::vector<Batch> batches;
     for (int64_t start = 0; start < 4; start += micro) {
-      batches.push_back({ids.narrow(0, start, micro), labels.narrow(0, start, micro), {}, {}});
+      batches.push_back({ids.narrow(0, start, micro), labels.narrow(0, start, micro), {}, {}, {}});
     }
     SftStep step(*loaded.model);
     VectorSource data(batches);

@@ -110,6 +110,21 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
 
+  bool adds_dummy_prefix() const override { return dummy_prefix_; }
+
+  std::string token_bytes(TokenId id) const override {
+    check(id);
+    const std::string& piece = pieces_[id];
+    if (processor_.IsControl(id)) return piece;
+    if (processor_.IsUnknown(id)) return "";
+    if (piece.size() == 6 && piece.rfind("<0x", 0) == 0 && piece[5] == '>') {
+      return std::string(1, static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
+    }
+    std::string text = piece;
+    for (size_t at = 0; (at = text.find(kSpace, at)) != std::string::npos;) text.replace(at, kSpace.size(), " ");
+    return text;
+  }
+
   std::optional<TokenId> token_to_id(std::string_view token) const override {
     const int id = processor_.PieceToId(std::string(token));
     if (id == processor_.unk_id() && token != pieces_[id]) return std::nullopt;
@@ -148,7 +163,16 @@ std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path) {
   if (!in) throw bad_input("cannot open tokenizer model").file(path);
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  return std::make_unique<SentencePieceTokenizer>(path, buffer.str());
+  auto tokenizer = std::make_unique<SentencePieceTokenizer>(path, buffer.str());
+  // Control pieces written in text ("<s>", "[INST]" from a chat template) are their tokens, as
+  // HF tokenizers treats the added tokens of these models and llama.cpp its control tokens.
+  std::vector<std::string> controls;
+  for (size_t id = 0; id < tokenizer->vocab_size(); ++id) {
+    const auto token = static_cast<TokenId>(id);
+    if (tokenizer->is_special(token) || token == tokenizer->special_ids().unk) controls.push_back(tokenizer->id_to_token(token));
+  }
+  tokenizer->set_split_tokens(controls, {});
+  return tokenizer;
 }
 
 std::unique_ptr<Tokenizer> load_sentencepiece_proto(const std::string& proto, const std::string& source,

@@ -101,3 +101,57 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
 }
 
 }  // namespace retort
+
+namespace retort {
+namespace {
+
+// Whether `text` at `at` spells `piece`, allowing for a SentencePiece dummy prefix (a leading
+// space the text does not have); returns the bytes consumed.
+std::optional<size_t> spelled_at(std::string_view text, size_t at, std::string_view piece) {
+  if (text.substr(at, piece.size()) == piece) return piece.size();
+  if (!piece.empty() && piece[0] == ' ' && text.substr(at, piece.size() - 1) == piece.substr(1)) return piece.size() - 1;
+  return std::nullopt;
+}
+
+bool is_ascii_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+}  // namespace
+
+std::vector<std::pair<size_t, size_t>> token_byte_spans(const Tokenizer& tokenizer, std::string_view text,
+                                                        std::span<const TokenId> ids) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  spans.reserve(ids.size());
+  size_t cursor = 0;
+  bool fragment_start = true;
+  for (const TokenId id : ids) {
+    std::string piece = tokenizer.token_bytes(id);
+    const bool special = tokenizer.is_special(id);
+    // The dummy prefix stands for no text (SentencePiece's own offsets say so).
+    if (fragment_start && !special && tokenizer.adds_dummy_prefix() && !piece.empty() && piece[0] == ' ') {
+      piece.erase(0, 1);
+    }
+    fragment_start = special;
+    std::optional<size_t> length = piece.empty() ? std::optional<size_t>(0) : spelled_at(text, cursor, piece);
+    size_t start = cursor;
+    if (!length) {
+      // Whitespace a special token swallowed (lstrip/rstrip) is in the text but in no token.
+      size_t skipped = cursor;
+      while (skipped < text.size() && is_ascii_space(text[skipped])) ++skipped;
+      if (skipped > cursor && (length = spelled_at(text, skipped, piece))) start = skipped;
+    }
+    if (!length && id == tokenizer.special_ids().unk) {
+      length = std::max<size_t>(1, tok::utf8_valid_length(text, cursor));  // one character the vocabulary lacks
+    }
+    if (!length && special) length = 0;  // added by the tokenizer (BOS/EOS), not in the text
+    if (!length) {
+      throw internal_error("token " + std::to_string(id) + " ('" + tok::utf8_lossy(piece) +
+                           "') does not spell the text at byte " + std::to_string(cursor) + " ('" +
+                           tok::utf8_lossy(text.substr(cursor, 24)) + "')");
+    }
+    spans.emplace_back(start, start + *length);
+    cursor = start + *length;
+  }
+  return spans;
+}
+
+}  // namespace retort

@@ -34,6 +34,12 @@ class Tokenizer {
   std::string decode(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
   // The same without the UTF-8 repair: the raw bytes the tokens stand for.
   virtual std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const = 0;
+  // The bytes one token stands for in the middle of a text: no leading-space stripping, and a
+  // control token as its own string (e.g. "<s>"). Used to align tokens with their source text.
+  virtual std::string token_bytes(TokenId id) const { return decode_bytes(std::span<const TokenId>(&id, 1), false); }
+  // SentencePiece's dummy prefix: the first piece of the text and of every fragment after a
+  // special token carries a space ("▁") the text does not have.
+  virtual bool adds_dummy_prefix() const { return false; }
 
   virtual std::optional<TokenId> token_to_id(std::string_view token) const = 0;
   // The token's string as stored in the vocabulary (byte-level form, `▁` pieces); throws
@@ -52,6 +58,13 @@ class Tokenizer {
  protected:
   SpecialTokenIds special_;
 };
+
+// Where each token of `ids` (the encoding of `text`) came from: [begin, end) byte ranges of
+// `text`, in order, tiling it except for whitespace a special token swallowed. A token the text
+// does not spell (BOS added by add_special_tokens) gets an empty range. Throws internal_error
+// when the tokens do not spell the text.
+std::vector<std::pair<size_t, size_t>> token_byte_spans(const Tokenizer& tokenizer, std::string_view text,
+                                                        std::span<const TokenId> ids);
 
 // Incremental detokenisation for streaming generation: put() returns the text that became
 // complete with this token. A UTF-8 character spread over several byte tokens is held back

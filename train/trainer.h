@@ -18,6 +18,7 @@ struct Batch {
   at::Tensor labels;          // [B, T] int64, kIgnoreIndex where nothing is learned
   at::Tensor attention_mask;  // [B, T] 1 = token, 0 = padding (optional)
   at::Tensor position_ids;    // [B, T] (optional; packing restarts them per example)
+  at::Tensor segment_ids;     // [B, T] (optional) packed rows: attention stays within a segment
   // Tokens that carry loss: labels[:, 1:] != kIgnoreIndex (a position predicts the next label).
   int64_t trained_tokens() const;
 };

@@ -149,15 +149,11 @@ class PinnedDatetime(real_datetime.datetime):
         return cls(2025, 3, 7, 12, 0, 0)
 
 
-def main():
-    out = Path(sys.argv[1])
-    import transformers.utils.chat_template_utils as chat_utils
-    chat_utils.datetime = PinnedDatetime  # strftime_now() reads the module's datetime
-
+def template_table():
+    """(template id, source, family name Retort must recognise, bos, eos, tool_capable, extra kwargs)"""
     files = sdist_members()
     cpp = files["test-chat-template.cpp"]
     smollm2, smollm2_gguf = smollm2_template()
-    # (template id, source, family name Retort must recognise, bos, eos, tool_capable, extra kwargs)
     templates = [
         ("llama3.1", files["meta-llama-Llama-3.1-8B-Instruct.jinja"], "llama3.1", "<|begin_of_text|>", "<|eot_id|>", True, {}),
         ("llama3.3", files["meta-llama-Llama-3.3-70B-Instruct.jinja"], "llama3.1", "<|begin_of_text|>", "<|eot_id|>", True, {}),
@@ -172,6 +168,15 @@ def main():
         ("llama2", LLAMA2_TEMPLATE, "llama2", "<s>", "</s>", False, {}),
         ("gemma2", files["google-gemma-2-2b-it.jinja"], "gemma", "<bos>", "<eos>", False, {}),
     ]
+    return templates, files, cpp, smollm2_gguf
+
+
+def main():
+    out = Path(sys.argv[1])
+    import transformers.utils.chat_template_utils as chat_utils
+    chat_utils.datetime = PinnedDatetime  # strftime_now() reads the module's datetime
+
+    templates, files, cpp, smollm2_gguf = template_table()
     cases, recognition = [], []
     for template_id, source, family, bos, eos, tool_capable, extra in templates:
         recognition.append({"id": template_id, "source": source, "family": family})

@@ -149,6 +149,29 @@ def llama_cpp_ids(gguf: Path, docs: list[str], out: Path, name: str) -> list[lis
     return ids
 
 
+def spm_encode(processor, text):
+    """llama.cpp's way: control-token strings are split out, each fragment between them is
+    encoded on its own (with the dummy prefix); offsets are SentencePiece's byte offsets."""
+    controls = sorted((processor.id_to_piece(i) for i in range(processor.get_piece_size())
+                       if processor.is_control(i) and processor.id_to_piece(i)), key=len, reverse=True)
+    ids, spans, at, raw = [], [], 0, text.encode()
+    while at < len(raw):
+        hits = [(raw.find(c.encode(), at), -len(c), c) for c in controls if raw.find(c.encode(), at) >= 0]
+        hit_at, _, control = min(hits) if hits else (len(raw), 0, None)
+        if hit_at > at:
+            fragment = raw[at:hit_at].decode()
+            proto = processor.encode(fragment, return_type="proto")
+            for piece in proto.pieces:
+                ids.append(piece.id)
+                spans.append((at + piece.begin, at + piece.end))
+        if control is None:
+            break
+        ids.append(processor.piece_to_id(control))
+        spans.append((hit_at, hit_at + len(control.encode())))
+        at = hit_at + len(control.encode())
+    return ids, spans
+
+
 def main():
     out = Path(sys.argv[1])
     docs = corpus()
@@ -177,7 +200,7 @@ def main():
                          ("mistral-v3", "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3")]:
         path = wheel_member("mistral-common==1.13.1", "mistral_common-*.whl", member, name + ".model")
         sp = spm.SentencePieceProcessor(model_file=str(path))
-        write_ids(out, f"spm-{name}", [[sp.bos_id()] + sp.encode(d) for d in docs])
+        write_ids(out, f"spm-{name}", [[sp.bos_id()] + spm_encode(sp, d)[0] for d in docs])
         manifest["spm"][name] = str(path)
     manifest["tiktoken"] = str(wheel_member("llama-models==0.3.0", "llama_models-*.whl",
                                             "llama_models/llama3/tokenizer.model", "llama3-tokenizer.model"))

@@ -4,6 +4,7 @@ The script is called as `python SCRIPT OUT_DIR`; it writes into a temp folder th
 renamed into place only when it succeeds, so a failed run never leaves half a fixture."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,10 @@ def main() -> int:
     script, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
     root = Path(__file__).resolve().parents[2]
     digest = hashlib.sha256()
+    # Sibling oracle modules the script imports (`import fixture_x` / `from fixture_x import`).
+    imported = sorted(set(re.findall(r"^(?:from|import) (fixture_\w+)", script.read_text(), re.MULTILINE)))
     for path in (script, Path(__file__), root / "requirements.txt",
-                 script.parent / "oracle_util.py"):
+                 script.parent / "oracle_util.py", *(script.parent / f"{name}.py" for name in imported)):
         if path.exists():
             digest.update(path.read_bytes())
     stamp = digest.hexdigest()

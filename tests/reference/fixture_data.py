@@ -1,0 +1,176 @@
+"""Oracle for data/: which bytes and tokens of a rendered conversation are trained.
+
+Masks come from rendering prefixes with the real Jinja templates (transformers' own machinery,
+as fixture_chat_templates): assistant turn i is the text that rendering messages[:i+1] adds after
+rendering messages[:i] with the generation prompt, trailing whitespace excluded (the newline a
+template writes after the end-of-turn token is scaffolding). Token labels: a token is trained
+when its offsets (HF tokenizers' offset mapping, or SentencePiece's own piece offsets) overlap
+trained text, as transformers' return_assistant_tokens_mask does."""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import fixture_chat_templates as chats
+from fixture_tokenizer import llama_vocab_dir, spm_encode, wheel_member
+from oracle_util import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from fetch_smollm2 import cached_gguf  # noqa: E402
+
+TOOL_RESULT = {"role": "tool", "tool_call_id": "abc123def", "content": "{\"temperature\": 21.5}"}
+LONG_TOOL_CHAT = [chats.SYSTEM] + chats.TOOL_CHAT + [
+    {"role": "user", "content": "And tomorrow?"},
+    {"role": "assistant", "content": None, "tool_calls": [chats.CALL]}, TOOL_RESULT,
+    {"role": "assistant", "content": "Tomorrow: 21.5 °C again."}]
+
+
+def render(entry, messages, tools, generation):
+    template_id, source, family, bos, eos, tool_capable, extra = entry
+    result = chats.render(source, messages, tools, generation, bos, eos, dict(extra))
+    if "error" in result:
+        raise ValueError(result["error"])
+    return result["expected"]
+
+
+def turn_start(before, upto):
+    """Where the assistant turn starts in `upto`: after the longest tail of `before` (which ends
+    with the generation prompt) found in `upto`. Usually `before` is a prefix of `upto`; Mistral
+    templates move the system prompt and tools to the last user turn, so only a tail matches."""
+    for length in range(len(before), 0, -1):
+        at = upto.rfind(before[-length:])
+        if at >= 0:
+            return at + length
+    return 0
+
+
+def trained_ranges(entry, messages, tools):
+    """Byte ranges of trained text in the full rendering, from prefix renderings."""
+    full = render(entry, messages, tools, False)
+    ranges, search_from = [], 0
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = render(entry, messages[:i], tools, True) if i > 0 else ""
+        upto = render(entry, messages[: i + 1], tools, False)
+        span = upto[turn_start(before, upto):].rstrip()
+        # Later turns can move text before this one (Mistral v3 puts the tools before the last
+        # user turn): find the span in the full text after the previous one.
+        at = full.index(span, search_from)
+        search_from = at + len(span)
+        begin = len(full[:at].encode())
+        ranges.append([begin, begin + len(span.encode())])
+    merged = []
+    for begin, end in ranges:
+        if merged and merged[-1][1] == begin:
+            merged[-1][1] = end
+        else:
+            merged.append([begin, end])
+    return full, merged
+
+
+def conversations(tool_capable):
+    convs = {"basic": chats.BASIC, "basic_system": [chats.SYSTEM] + chats.BASIC, "unicode": chats.UNICODE}
+    if tool_capable:
+        convs.update({"tools": chats.TOOL_CHAT, "multi_call": chats.MULTI_CALL_CHAT, "long_tools": LONG_TOOL_CHAT})
+    return convs
+
+
+def char_to_byte_offsets(text):
+    offsets, total = [0], 0
+    for ch in text:
+        total += len(ch.encode())
+        offsets.append(total)
+    return offsets
+
+
+def labels_for(ids, spans, ranges):
+    labels = []
+    for token, (begin, end) in zip(ids, spans):
+        trained = any(begin < r_end and r_begin < end for r_begin, r_end in ranges)
+        labels.append(token if trained else -100)
+    return labels
+
+
+def hf_encode(tokenizer, text):
+    encoding = tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
+    to_bytes = char_to_byte_offsets(text)
+    return encoding.ids, [(to_bytes[b], to_bytes[e]) for b, e in encoding.offsets]
+
+
+def main():
+    out = Path(sys.argv[1])
+    import transformers.utils.chat_template_utils as chat_utils
+    chat_utils.datetime = chats.PinnedDatetime
+    templates, files, _, _ = chats.template_table()
+    by_id = {entry[0]: entry for entry in templates}
+
+    masks = []
+    for entry in templates:
+        template_id, _, family, _, _, tool_capable, _ = entry
+        for name, messages in conversations(tool_capable).items():
+            tools = chats.TOOLS if name in ("tools", "multi_call", "long_tools") else None
+            if family == "gemma" and messages[0]["role"] == "system":
+                continue  # the Gemma 2 template rejects system messages
+            if template_id == "llama3":
+                continue  # llama.cpp's copy of the Llama 3 template always adds the generation prompt
+            try:
+                text, ranges = trained_ranges(entry, messages, tools)
+            except ValueError:
+                continue  # the template rejects this conversation (fixture_chat_templates covers that)
+            masks.append({"template": template_id, "family": family, "conversation": name, "messages": messages,
+                          "tools": tools or [], "text": text, "trained": ranges})
+    write_json(out / "masks.json", masks)
+
+    # Token level: real tokenizers with the templates they belong with.
+    from transformers import AutoTokenizer
+    import sentencepiece as spm
+    vocab = llama_vocab_dir()
+    hf = {"llama-bpe": AutoTokenizer.from_pretrained(str(vocab), gguf_file="ggml-vocab-llama-bpe.gguf"),
+          "smollm2": AutoTokenizer.from_pretrained(str(cached_gguf().parent), gguf_file=cached_gguf().name)}
+    sp = {name: wheel_member("mistral-common==1.13.1", "mistral_common-*.whl", member, name + ".model")
+          for name, member in [("mistral-v1", "mistral_common/data/tokenizer.model.v1"),
+                               ("mistral-v3", "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3")]}
+    tokenizer_paths = {}
+    for name, tokenizer in hf.items():
+        folder = out / f"tokenizer-{name}"
+        folder.mkdir()
+        tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+        tokenizer_paths[name] = folder.name
+    for name, path in sp.items():
+        shutil.copy(path, out / f"{name}.model")
+        tokenizer_paths[name] = f"{name}.model"
+    pairs = [("llama3.1", "llama-bpe"), ("llama3.2", "llama-bpe"), ("smollm2", "smollm2"), ("qwen2.5", "smollm2"),
+             ("chatml", "smollm2"), ("llama2", "mistral-v1"), ("mistral-v1", "mistral-v1"), ("mistral-v3", "mistral-v3")]
+    token_cases = []
+    for template_id, tokenizer_name in pairs:
+        entry = by_id[template_id]
+        for name, messages in conversations(entry[5]).items():
+            tools = chats.TOOLS if name in ("tools", "multi_call", "long_tools") else None
+            try:
+                text, ranges = trained_ranges(entry, messages, tools)
+            except ValueError:
+                continue
+            if tokenizer_name in hf:
+                ids, spans = hf_encode(hf[tokenizer_name], text)
+            else:
+                ids, spans = spm_encode(spm.SentencePieceProcessor(model_file=str(sp[tokenizer_name])), text)
+            token_cases.append({"template": template_id, "family": entry[2], "tokenizer": tokenizer_paths[tokenizer_name],
+                                "conversation": name, "messages": messages, "tools": tools or [], "ids": ids,
+                                "labels": labels_for(ids, spans, ranges)})
+    write_json(out / "tokens.json", token_cases)
+
+    # A model folder and JSONL for `retort data inspect --json` (Llama 3.1 template).
+    model = out / "model-llama3"
+    shutil.copytree(out / "tokenizer-llama-bpe", model)
+    write_json(model / "tokenizer_config.json", {"chat_template": files["meta-llama-Llama-3.1-8B-Instruct.jinja"]})
+    cli_cases = [c for c in token_cases if c["template"] == "llama3.1"]
+    with open(out / "chat-llama3.jsonl", "w", encoding="utf-8") as f:
+        for case in cli_cases:
+            f.write(json.dumps({"messages": case["messages"], "tools": case["tools"]}, ensure_ascii=False) + "\n")
+    write_json(out / "chat-llama3.expected.json", [{"ids": c["ids"], "labels": c["labels"]} for c in cli_cases])
+    print(f"{len(masks)} mask cases, {len(token_cases)} token cases")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+// data/: assistant-only masks against prefix renderings of the real templates, token labels
+// against HF tokenizers' and SentencePiece's offsets, formats, length policies and bad input.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "data/encoder.h"
+#include "data/example.h"
+#include "io/atomic_file.h"
+#include "io/error.h"
+#include "test_support.h"
+#include "test_support_fixtures.h"
+#include "tokenizer/chat_template.h"
+
+namespace retort {
+namespace {
+
+using data::Json;
+namespace fs = std::filesystem;
+
+Json read_json(const fs::path& path) { return Json::parse(read_text_file(path.string())); }
+
+// Llama 3.2 prints strftime_now's date; the oracle pinned it.
+std::optional<std::string> pinned_date(const std::string& family) {
+  if (family == "llama3.2") return "07 Mar 2025";
+  return std::nullopt;
+}
+
+data::EncodeOptions pinned_options(const std::string& family) {
+  data::EncodeOptions options;
+  options.max_seq_len = 1 << 20;
+  options.render.date_string = pinned_date(family);
+  return options;
+}
+
+data::Example chat_example(const Json& messages, const Json& tools) {
+  data::Example example;
+  example.is_chat = true;
+  example.messages = messages;
+  example.tools = tools;
+  return example;
+}
+
+TEST(DataMasks, EqualPrefixRenderingsOfTheRealTemplates) {
+  const Json cases = read_json(test::fixture_dir("data") / "masks.json");
+  std::set<std::string> templates;
+  for (const Json& test_case : cases) {
+    const std::string label = test_case["template"].get<std::string>() + " / " + test_case["conversation"].get<std::string>();
+    const chat::ChatTemplate chat_template = chat::ChatTemplate::by_name(test_case["family"].get<std::string>());
+    chat::ChatRenderOptions options;
+    options.date_string = pinned_date(test_case["family"]);
+    options.tools = test_case["tools"];
+    const chat::RenderedChat chat = chat_template.render(test_case["messages"], options);
+    ASSERT_EQ(chat.text, test_case["text"].get<std::string>()) << label;
+    std::vector<std::pair<size_t, size_t>> expected;
+    for (const Json& range : test_case["trained"]) expected.emplace_back(range[0].get<size_t>(), range[1].get<size_t>());
+    EXPECT_EQ(chat::trainable_ranges(chat), expected) << label;
+    templates.insert(test_case["template"].get<std::string>());
+  }
+  EXPECT_EQ(templates.size(), 11u);  // every family but llama.cpp's Llama 3 copy
+}
+
+TEST(DataMasks, TokenLabelsEqualTheReferenceTokenizersOffsets) {
+  const fs::path dir = test::fixture_dir("data");
+  const Json cases = read_json(dir / "tokens.json");
+  std::map<std::string, std::unique_ptr<Tokenizer>> tokenizers;
+  for (const Json& test_case : cases) {
+    const std::string label = test_case["template"].get<std::string>() + " / " + test_case["tokenizer"].get<std::string>() +
+                              " / " + test_case["conversation"].get<std::string>();
+    auto& tokenizer = tokenizers[test_case["tokenizer"]];
+    if (!tokenizer) tokenizer = load_tokenizer((dir / test_case["tokenizer"].get<std::string>()).string());
+    const chat::ChatTemplate chat_template = chat::ChatTemplate::by_name(test_case["family"].get<std::string>());
+    const data::ExampleEncoder encoder(*tokenizer, &chat_template, pinned_options(test_case["family"]));
+    const data::EncodedExample encoded = encoder.encode(chat_example(test_case["messages"], test_case["tools"]));
+    ASSERT_EQ(encoded.sequences.size(), 1u) << label;
+    EXPECT_EQ(encoded.sequences[0].ids, test_case["ids"].get<std::vector<TokenId>>()) << label;
+    EXPECT_EQ(encoded.sequences[0].labels, test_case["labels"].get<std::vector<TokenId>>()) << label;
+  }
+  EXPECT_GE(cases.size(), 30u);
+}
+
+}  // namespace
+}  // namespace retort
