@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cli/data_command.h"
 #include "cli/model_commands.h"
 #include "cli/run_command.h"
 #include "cli/text_commands.h"
@@ -28,8 +29,7 @@ std::vector<CommandSpec> build_table() {
       eval_command(),
       logits_command(),
       tokenize_command(),
-      {"data", "Inspect a dataset as a recipe would see it: counts, masking, truncation.",
-       "retort data inspect (--recipe R.yaml | --model M --data F) [options]", {}, 1, 1, {}},
+      data_command(),
       {"export", "Export to HF safetensors, a PEFT adapter, GGUF or a GGUF LoRA adapter.",
        "retort export --model M [--adapter A] --format hf|peft|gguf|gguf-lora --out PATH [options]", {}, 0, 0, {}},
       {"cache-teacher", "Run a teacher once over a dataset and store its top-k log-probs for distillation.",

@@ -33,18 +33,6 @@ chat::Json read_chat_file(const std::string& path, chat::Json& tools) {
   throw bad_input("expected a list of messages or {\"messages\": [...], \"tools\": [...]}").file(path);
 }
 
-// Byte span of every token in the decoded text, by decoding growing prefixes (display only).
-std::vector<std::pair<size_t, size_t>> token_spans(const Tokenizer& tokenizer, const std::vector<TokenId>& ids) {
-  std::vector<std::pair<size_t, size_t>> spans;
-  size_t previous = 0;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const size_t length = tokenizer.decode_bytes(std::span<const TokenId>(ids.data(), i + 1), false).size();
-    spans.emplace_back(previous, std::max(previous, length));
-    previous = std::max(previous, length);
-  }
-  return spans;
-}
-
 int run_tokenize(const ParsedArgs& args) {
   const auto model = args.get("model");
   if (!model) throw bad_input("retort tokenize: --model PATH is required");
@@ -71,7 +59,7 @@ int run_tokenize(const ParsedArgs& args) {
   std::vector<std::string> roles(ids.size());
   std::vector<bool> trained(ids.size(), false);
   if (rendered) {
-    const auto spans = token_spans(tokenizer, ids);
+    const auto spans = token_byte_spans(tokenizer, text, ids);
     for (size_t i = 0; i < ids.size(); ++i) {
       for (const auto& segment : rendered->segments) {
         if (spans[i].first >= segment.begin && spans[i].first < segment.begin + segment.text.size()) {

@@ -20,16 +20,30 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("chat_template", r.tokenizer.chat_template, "built-in template name (default: recognised)");
   });
   v.section("data", [&](ConfigVisitor& s) {
-    s.field("train", r.data.train, "training JSONL");
+    s.field("train", r.data.train, "training JSONL (relative paths: from the recipe's folder)");
     s.field("validation", r.data.validation, "validation JSONL");
     s.field("validation_fraction", r.data.validation_fraction, "share of train held out");
     s.choice("format", r.data.format, {"chat", "alpaca", "text"}, "example format");
-    s.field("max_seq_len", r.data.max_seq_len, "tokens per example at most");
-    s.choice("length_policy", r.data.length_policy, {"drop", "truncate_turns"}, "what to do with long examples");
+    s.section("fields", [&](ConfigVisitor& f) {
+      f.field("messages", r.data.fields.messages, "chat: the message list");
+      f.field("conversations", r.data.fields.conversations, "chat: a ShareGPT turn list");
+      f.field("tools", r.data.fields.tools, "chat: tool definitions");
+      f.field("text", r.data.fields.text, "text: the document");
+      f.field("instruction", r.data.fields.instruction, "alpaca: the instruction");
+      f.field("input", r.data.fields.input, "alpaca: the optional input");
+      f.field("output", r.data.fields.output, "alpaca: the answer");
+    });
+    s.field("prompt_template", r.data.prompt_template,
+            "alpaca layout: alpaca, chat, or a prompt with {instruction} and {input}");
+    s.field("max_seq_len", r.data.max_seq_len, "tokens per example (and per packed row) at most");
+    s.choice("length_policy", r.data.length_policy, {"drop", "truncate_turns", "split"},
+             "long examples: drop, remove whole turns (chat), split (text)");
     s.field("packing", r.data.packing, "pack examples into full rows");
+    s.field("pad_to_multiple", r.data.pad_to_multiple, "pad batch width up to a multiple of this");
     s.choice("train_on", r.data.train_on, {"assistant", "last_assistant", "all"}, "which tokens carry loss");
     s.choice("on_bad_example", r.data.on_bad_example, {"error", "skip"}, "malformed lines");
     s.field("system_prompt", r.data.system_prompt, "system prompt added where a conversation has none");
+    s.field("num_workers", r.data.num_workers, "tokenizing threads (0: one per core)");
   });
   v.section("lora", [&](ConfigVisitor& s) {
     s.field("enabled", r.lora.enabled, "false: full fine-tuning");
@@ -86,6 +100,15 @@ void validate(const Recipe& r, const std::string& source) {
     if (value <= 0) throw bad_input("must be positive, got " + std::to_string(value)).file(source).key(key);
   };
   positive(r.data.max_seq_len, "data.max_seq_len");
+  positive(r.data.pad_to_multiple, "data.pad_to_multiple");
+  if (r.data.length_policy == "split" && r.data.format != "text") {
+    throw bad_input("length_policy split cuts documents: it needs format text").file(source).key("data.length_policy");
+  }
+  if (r.data.length_policy == "truncate_turns" && r.data.format == "text") {
+    throw bad_input("length_policy truncate_turns removes chat turns; for text use split or drop")
+        .file(source)
+        .key("data.length_policy");
+  }
   positive(r.training.micro_batch_size, "training.micro_batch_size");
   positive(r.training.gradient_accumulation, "training.gradient_accumulation");
   positive(r.checkpoint.keep_last, "checkpoint.keep_last");

@@ -19,17 +19,32 @@ struct TokenizerSection {
   std::string chat_template;  // default: recognised from the model; or a built-in name
 };
 
+// The JSON keys examples are read from.
+struct DataFieldsSection {
+  std::string messages = "messages";
+  std::string conversations = "conversations";
+  std::string tools = "tools";
+  std::string text = "text";
+  std::string instruction = "instruction";
+  std::string input = "input";
+  std::string output = "output";
+};
+
 struct DataSection {
-  std::string train;
-  std::string validation;           // a separate file, or
+  std::string train;                 // JSONL (or a JSON array); relative to the recipe's folder
+  std::string validation;            // a separate file, or
   double validation_fraction = 0.0;  // a share of `train`
-  std::string format = "chat";      // chat | alpaca | text
+  std::string format = "chat";       // chat | alpaca | text
+  DataFieldsSection fields;
+  std::string prompt_template = "alpaca";  // alpaca: alpaca | chat | a custom "{instruction}...{input}"
   int64_t max_seq_len = 2048;
-  std::string length_policy = "drop";  // drop | truncate_turns
+  std::string length_policy = "drop";  // drop | truncate_turns (chat) | split (text)
   bool packing = false;
-  std::string train_on = "assistant";  // assistant | last_assistant | all
+  int64_t pad_to_multiple = 1;
+  std::string train_on = "assistant";    // assistant | last_assistant | all
   std::string on_bad_example = "error";  // error | skip
   std::string system_prompt;
+  int64_t num_workers = 0;  // tokenizing threads; 0: one per core
 };
 
 struct LoraSection {

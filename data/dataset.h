@@ -1,0 +1,34 @@
+// A recipe's data section made concrete: the format and encoding options, the train and
+// validation splits opened and scanned, and a summary users read before training.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "data/loader.h"
+#include "train/recipe.h"
+
+namespace retort::data {
+
+FormatOptions format_options(const DataSection& section);
+EncodeOptions encode_options(const DataSection& section);
+
+struct DatasetSplit {
+  std::shared_ptr<const ExampleSource> source;
+  ScanResult scan;
+};
+
+struct PreparedData {
+  DatasetSplit train;
+  std::optional<DatasetSplit> validation;  // from data.validation or data.validation_fraction
+};
+
+// Opens and scans the training file (and the validation file or held-out share of it, chosen by
+// `seed`). Bad examples stop it with file:line unless data.on_bad_example is skip.
+PreparedData prepare_data(const DataSection& section, const DataPipeline& pipeline, uint64_t seed);
+
+// "318 of 320 examples kept (2 truncated, 1 dropped: longer than 2048 tokens, 1 skipped) ..."
+std::string describe_stats(const DatasetStats& stats, const std::vector<SequenceRef>& sequences, int64_t max_seq_len);
+
+}  // namespace retort::data
