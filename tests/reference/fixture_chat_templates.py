@@ -177,6 +177,7 @@ def main():
     chat_utils.datetime = PinnedDatetime  # strftime_now() reads the module's datetime
 
     templates, files, cpp, smollm2_gguf = template_table()
+    smollm2 = next(entry[1] for entry in templates if entry[0] == "smollm2")
     cases, recognition = [], []
     for template_id, source, family, bos, eos, tool_capable, extra in templates:
         recognition.append({"id": template_id, "source": source, "family": family})
