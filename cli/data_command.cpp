@@ -10,18 +10,12 @@
 
 #include "cli/text_commands.h"
 #include "data/dataset.h"
+#include "finetune/sft_run.h"
 #include "io/error.h"
 #include "train/recipe.h"
 
 namespace retort::cli {
 namespace {
-
-std::string expand_home(const std::string& path) {
-  if (path.rfind("~/", 0) == 0) {
-    if (const char* home = std::getenv("HOME")) return std::string(home) + path.substr(1);
-  }
-  return path;
-}
 
 // The example rendered token by token, trained runs marked.
 std::string render_marked(const Tokenizer& tokenizer, const data::TokenizedSequence& sequence, bool colour) {

@@ -13,6 +13,7 @@
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "models/generate.h"
+#include "lora/lora.h"
 #include "models/loader.h"
 
 namespace retort::cli {
@@ -127,6 +128,7 @@ int run_chat(const ParsedArgs& args) {
   load.dtype = parse_dtype(args.get_or("dtype", "float32"));
   load.device = parse_device(args.get_or("device", "cpu"));
   const LoadedModel loaded = load_model(*model_path, load);
+  if (const auto adapter = args.get("adapter")) load_peft_adapter(*loaded.model, *adapter);
   SamplingOptions sampling = sampling_from_args(args, 256);
   sampling.eos_token_ids = stop_token_ids(side);
   for (int64_t id : loaded.model->config().eos_token_ids) sampling.eos_token_ids.push_back(id);
@@ -214,6 +216,7 @@ CommandSpec chat_command() {
           "Interactive multi-turn chat with streaming output, using the model's chat template.",
           "retort chat --model PATH [options]   (commands: /reset, /system TEXT, /exit)",
           {{"model", "PATH", "model directory or .gguf"},
+           {"adapter", "DIR", "PEFT LoRA/DoRA adapter directory to apply"},
            {"template", "NAME", "chat template by name (default: recognised from the model)"},
            {"system", "TEXT", "system prompt"},
            {"max-new-tokens", "N", "tokens per reply at most (default 256)"},

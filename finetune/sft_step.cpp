@@ -42,6 +42,13 @@ StepResult SftStep::forward(const Batch& batch) {
   return {loss.sum, loss.tokens};
 }
 
+void SftStep::set_training(bool training) {
+  model_.train(training);
+  for (auto& [path, projection] : projections_of(model_)) {
+    if (auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get())) lora->training = training;
+  }
+}
+
 int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& targets, uint64_t seed) {
   at::Generator generator = at::detail::createCPUGenerator(seed);
   int64_t attached = 0;

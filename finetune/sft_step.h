@@ -15,6 +15,7 @@ class SftStep : public TrainingStep {
   explicit SftStep(CausalLM& model);
 
   StepResult forward(const Batch& batch) override;
+  void set_training(bool training) override;
   // LoRA: PEFT's adapter keys ("base_model.model.<module>.lora_A.weight"); full: HF names.
   std::vector<std::pair<std::string, at::Tensor>> named_trainable_parameters() override { return trainable_; }
 

@@ -171,4 +171,42 @@ LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir)
   return loaded;
 }
 
+void write_peft_adapter(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& target_modules,
+                        const std::string& base_model_name_or_path, const std::string& directory) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (auto& [path, projection] : projections_of(model)) {
+    const auto* lora = dynamic_cast<const LoraAdapter*>(projection->adapter.get());
+    if (!lora) continue;
+    const std::string stem = kPeftPrefix + path;
+    tensors.emplace_back(stem + ".lora_A.weight", lora->lora_a.detach().to(at::kFloat).contiguous());
+    tensors.emplace_back(stem + ".lora_B.weight", lora->lora_b.detach().to(at::kFloat).contiguous());
+    if (lora->magnitude.defined()) {
+      tensors.emplace_back(stem + ".lora_magnitude_vector", lora->magnitude.detach().to(at::kFloat).contiguous());
+    }
+  }
+  if (tensors.empty()) throw internal_error("the model carries no LoRA adapters to write");
+  const Json config = {{"peft_type", "LORA"},
+                       {"task_type", "CAUSAL_LM"},
+                       {"base_model_name_or_path", base_model_name_or_path},
+                       {"r", spec.rank},
+                       {"lora_alpha", spec.alpha},
+                       {"lora_dropout", spec.dropout},
+                       {"use_rslora", spec.use_rslora},
+                       {"use_dora", spec.use_dora},
+                       {"target_modules", target_modules},
+                       {"bias", "none"},
+                       {"fan_in_fan_out", false},
+                       {"inference_mode", true},
+                       {"modules_to_save", nullptr}};
+  const fs::path final_dir(directory);
+  const fs::path temp_dir = final_dir.string() + ".tmp";
+  fs::remove_all(temp_dir);
+  fs::create_directories(temp_dir);
+  write_safetensors((temp_dir / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_file_atomic((temp_dir / "adapter_config.json").string(), config.dump(2) + "\n");
+  fs::remove_all(final_dir);
+  fs::rename(temp_dir, final_dir);
+}
+
 }  // namespace retort

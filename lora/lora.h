@@ -49,6 +49,11 @@ struct LoadedAdapter {
 // `model`'s projections. Bad input names the file and key or tensor.
 LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir);
 
+// Writes the model's adapters as a PEFT adapter directory (adapter_config.json +
+// adapter_model.safetensors, float32), atomically: a temp directory renamed into place.
+void write_peft_adapter(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& target_modules,
+                        const std::string& base_model_name_or_path, const std::string& directory);
+
 // Every Projection in the model by module path ("model.layers.0.self_attn.q_proj").
 std::map<std::string, std::shared_ptr<Projection>> projections_of(CausalLM& model);
 

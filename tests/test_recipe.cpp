@@ -90,5 +90,18 @@ TEST(Recipe, CliPrintsConfigAndMapsErrorsToExitTwo) {
   EXPECT_NE(result.err.find("missing.yaml"), std::string::npos) << result.err;
 }
 
+TEST(Recipe, EveryShippedRecipeValidates) {
+  const std::filesystem::path recipes = std::filesystem::path(test::env_or_empty("RETORT_SOURCE_DIR")) / "recipes";
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(recipes)) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(load_recipe(entry.path().string())) << entry.path();
+    const auto result = test::run_retort({"run", entry.path().string(), "--validate"});
+    EXPECT_EQ(result.exit_code, 0) << entry.path() << result.err;
+    ++count;
+  }
+  EXPECT_GE(count, 9);
+}
+
 }  // namespace
 }  // namespace retort

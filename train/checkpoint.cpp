@@ -73,6 +73,7 @@ void Trainer::save_checkpoint() {
   write_file_atomic((temp_dir / "trainer.json").string(), trainer.dump(2) + "\n");
   fs::remove_all(final_dir);
   fs::rename(temp_dir, final_dir);
+  saved_step_ = step_count_;
   auto all = list_checkpoints(options.directory);
   while (static_cast<int64_t>(all.size()) > std::max<int64_t>(1, options.keep_last)) {
     fs::remove_all(all.front());
@@ -102,6 +103,7 @@ bool Trainer::resume_from_latest() {
   }
   data_.restore(trainer["data"].get<std::string>());
   step_count_ = trainer["step"].get<int64_t>();
+  saved_step_ = step_count_;
   // metrics.jsonl keeps exactly the steps this checkpoint has seen.
   const fs::path metrics = fs::path(options_.checkpoint.directory) / "metrics.jsonl";
   if (fs::exists(metrics)) {

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -28,6 +29,25 @@ Trainer::Trainer(TrainingStep& step, BatchSource& data, TrainerOptions options)
     : step_(step), data_(data), options_(options), optimizer_(step.trainable_parameters(), options.adamw) {
   if (options_.gradient_accumulation <= 0) throw bad_input("must be positive").key("training.gradient_accumulation");
   if (optimizer_.parameters().empty()) throw bad_input("nothing to train: no trainable parameters");
+  if (options_.validation) validation_start_ = options_.validation->state();
+}
+
+double Trainer::evaluate() {
+  if (!options_.validation) throw internal_error("no validation data");
+  step_.set_training(false);
+  options_.validation->restore(validation_start_);
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  {
+    c10::NoGradGuard no_grad;
+    while (std::optional<Batch> batch = options_.validation->next()) {
+      const StepResult result = step_.forward(*batch);
+      loss_sum += result.loss_sum.item<double>();
+      tokens += result.tokens;
+    }
+  }
+  step_.set_training(true);
+  return tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0;
 }
 
 namespace {
@@ -36,10 +56,13 @@ void append_metrics(const std::string& directory, const StepMetrics& m) {
   if (directory.empty()) return;
   std::filesystem::create_directories(directory);
   std::ofstream out(std::filesystem::path(directory) / "metrics.jsonl", std::ios::app);
-  out << nlohmann::json{{"step", m.step}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
-                        {"tokens", m.tokens}, {"tokens_per_s", m.tokens / std::max(m.seconds, 1e-9)}}
-             .dump()
-      << "\n";
+  nlohmann::json line = {{"step", m.step},     {"loss", m.loss},     {"lr", m.lr},
+                         {"grad_norm", m.grad_norm}, {"tokens", m.tokens}, {"tokens_per_s", m.tokens / std::max(m.seconds, 1e-9)}};
+  if (m.val_loss) {
+    line["val_loss"] = *m.val_loss;
+    line["val_ppl"] = std::exp(*m.val_loss);
+  }
+  out << line.dump() << "\n";
 }
 
 }  // namespace
@@ -52,6 +75,8 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     tensorboard.emplace((std::filesystem::path(checkpoint.directory) / "tensorboard").string());
   }
   std::vector<StepMetrics> history;
+  const auto run_start = std::chrono::steady_clock::now();
+  stop_reason_ = "max_steps";
   while (step_count_ < options_.max_steps) {
     const int64_t step = step_count_;
     const auto start = std::chrono::steady_clock::now();
@@ -65,7 +90,10 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
       tokens += batch->trained_tokens();
       window.push_back(std::move(*batch));
     }
-    if (window.empty()) break;
+    if (window.empty()) {
+      stop_reason_ = "data";
+      break;
+    }
     double loss_total = 0;
     for (const Batch& batch : window) {
       const StepResult result = step_.forward(batch);
@@ -83,7 +111,12 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     optimizer_.zero_grad();
     step_count_ = step + 1;
     StepMetrics metrics{step_count_, loss_total, lr, grad_norm, tokens,
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), std::nullopt};
+    const bool last = step_count_ == options_.max_steps;
+    if (options_.validation &&
+        (last || (options_.eval_every_steps > 0 && step_count_ % options_.eval_every_steps == 0))) {
+      metrics.val_loss = evaluate();
+    }
     history.push_back(metrics);
     append_metrics(checkpoint.directory, metrics);
     if (tensorboard) {
@@ -91,12 +124,23 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
       tensorboard->scalar("train/lr", metrics.lr, metrics.step);
       tensorboard->scalar("train/grad_norm", metrics.grad_norm, metrics.step);
       tensorboard->scalar("train/tokens_per_s", metrics.tokens / std::max(metrics.seconds, 1e-9), metrics.step);
+      if (metrics.val_loss) {
+        tensorboard->scalar("val/loss", *metrics.val_loss, metrics.step);
+        tensorboard->scalar("val/perplexity", std::exp(*metrics.val_loss), metrics.step);
+      }
       tensorboard->flush();
     }
     if (on_step) on_step(metrics);
     const bool cadence = checkpoint.every_steps > 0 && step_count_ % checkpoint.every_steps == 0;
-    if (!checkpoint.directory.empty() && (cadence || step_count_ == options_.max_steps)) save_checkpoint();
+    if (!checkpoint.directory.empty() && (cadence || last)) save_checkpoint();
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+    if (!last && options_.max_seconds > 0 && elapsed >= options_.max_seconds) {
+      stop_reason_ = "time";
+      break;
+    }
   }
+  // A run cut short by the data or the clock still ends with a checkpoint of its last step.
+  if (!checkpoint.directory.empty() && step_count_ > 0 && saved_step_ != step_count_) save_checkpoint();
   return history;
 }
 

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "train/optimizer.h"
@@ -32,6 +33,8 @@ class TrainingStep {
  public:
   virtual ~TrainingStep() = default;
   virtual StepResult forward(const Batch& batch) = 0;
+  // Training mode (dropout on) or evaluation mode.
+  virtual void set_training(bool training) { (void)training; }
   // What the optimizer updates, with the names checkpoints store them under.
   virtual std::vector<std::pair<std::string, at::Tensor>> named_trainable_parameters() = 0;
   std::vector<at::Tensor> trainable_parameters();
@@ -62,7 +65,11 @@ struct TrainerOptions {
   AdamWOptions adamw;
   ScheduleOptions schedule;
   double max_grad_norm = 1.0;  // 0: no clipping
+  double max_seconds = 0;      // wall-time limit (0: none); a checkpoint is written when it ends the run
   CheckpointOptions checkpoint;
+  // Validation: the mean loss over all of `validation` every `eval_every_steps` and at the end.
+  BatchSource* validation = nullptr;
+  int64_t eval_every_steps = 0;
 };
 
 struct StepMetrics {
@@ -72,6 +79,7 @@ struct StepMetrics {
   double grad_norm = 0;
   int64_t tokens = 0;
   double seconds = 0;
+  std::optional<double> val_loss;  // when validation ran after this step
 };
 
 class Trainer {
@@ -81,6 +89,10 @@ class Trainer {
   // `on_step` sees every step's metrics (also appended to DIR/metrics.jsonl).
   std::vector<StepMetrics> run(const std::function<void(const StepMetrics&)>& on_step = {});
   int64_t completed_steps() const { return step_count_; }
+  // Why run() returned: "max_steps", "data" (the loader ran out), "time".
+  const std::string& stop_reason() const { return stop_reason_; }
+  // Mean loss per trained token over the whole validation source.
+  double evaluate();
 
  private:
   void save_checkpoint();
@@ -91,6 +103,9 @@ class Trainer {
   TrainerOptions options_;
   AdamW optimizer_;
   int64_t step_count_ = 0;
+  int64_t saved_step_ = -1;
+  std::string stop_reason_;
+  std::string validation_start_;  // the validation source's state before its first batch
 };
 
 // checkpoint-000012 directories in `directory`, oldest first.

@@ -1,0 +1,205 @@
+#include "finetune/sft_run.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "data/dataset.h"
+#include "finetune/sft_step.h"
+#include "io/error.h"
+#include "lora/lora.h"
+#include "models/loader.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace retort {
+namespace fs = std::filesystem;
+
+std::string expand_home(const std::string& path) {
+  if (path.rfind("~/", 0) == 0) {
+    if (const char* home = std::getenv("HOME")) return std::string(home) + path.substr(1);
+  }
+  return path;
+}
+
+namespace {
+
+// What this build trains with; everything else in the recipe is refused by name, not ignored.
+void check_supported(const Recipe& recipe) {
+  if (recipe.training.precision != "float32") {
+    throw bad_input("training in " + recipe.training.precision + " is not implemented yet; use float32")
+        .key("training.precision");
+  }
+  if (recipe.training.activation_checkpointing) {
+    throw bad_input("activation checkpointing is not implemented yet").key("training.activation_checkpointing");
+  }
+  if (recipe.model.dtype != "float32") {
+    throw bad_input("training loads the model in float32 (got " + recipe.model.dtype + ")").key("model.dtype");
+  }
+  if (recipe.optimizer.name != "adamw") throw bad_input("only adamw is available").key("optimizer.name");
+  for (const std::string& format : recipe.exports.formats) {
+    if (format != "peft") {
+      throw bad_input("exporting " + format + " at the end of a run is not implemented yet (peft is)").key("export.formats");
+    }
+    if (!recipe.lora.enabled) throw bad_input("a peft export needs lora.enabled").key("export.formats");
+  }
+}
+
+// The output directory exists, is writable, and either holds no checkpoint or may be resumed.
+void prepare_output_dir(const CheckpointSection& checkpoint) {
+  const std::string& dir = checkpoint.output_dir;
+  if (dir.empty()) throw bad_input("no output directory").key("checkpoint.output_dir");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const fs::path probe = fs::path(dir) / ".write-test";
+  {
+    std::ofstream out(probe);
+    if (ec || !out || !(out << "ok") || !out.flush()) {
+      throw bad_input("the output directory cannot be written" + (ec ? ": " + ec.message() : std::string()))
+          .file(dir)
+          .key("checkpoint.output_dir");
+    }
+  }
+  fs::remove(probe, ec);
+  if (!checkpoint.resume && !list_checkpoints(dir).empty()) {
+    throw bad_input("the output directory already holds checkpoints and checkpoint.resume is false; choose another "
+                    "directory or remove them")
+        .file(dir)
+        .key("checkpoint.resume");
+  }
+}
+
+AdamWOptions adamw_options(const OptimizerSection& o) {
+  AdamWOptions options;
+  options.lr = o.lr;
+  options.beta1 = o.beta1;
+  options.beta2 = o.beta2;
+  options.eps = o.eps;
+  options.weight_decay = o.weight_decay;
+  return options;
+}
+
+}  // namespace
+
+RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, const RunEvents& events) {
+  auto info = [&](const std::string& line) {
+    if (events.info) events.info(line);
+  };
+  check_supported(recipe);
+  prepare_output_dir(recipe.checkpoint);
+  const std::string model_path = expand_home(recipe.model.path);
+  if (model_path.empty()) throw bad_input("no model: set model.path").key("model.path");
+  if (!fs::exists(model_path)) throw bad_input("the model path does not exist").file(model_path).key("model.path");
+
+  // Text side: the tokenizer and chat template (by name, or recognised from the model's files).
+  const std::string tokenizer_path = recipe.tokenizer.path.empty() ? model_path : expand_home(recipe.tokenizer.path);
+  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(tokenizer_path);
+  const data::FormatOptions format = data::format_options(recipe.data);
+  std::optional<chat::ChatTemplate> chat_template;
+  if (!recipe.tokenizer.chat_template.empty()) {
+    chat_template = chat::ChatTemplate::by_name(recipe.tokenizer.chat_template);
+  } else if (format.format == data::ExampleFormat::kChat || format.prompt_template == "chat") {
+    chat_template = chat::ChatTemplate::detect(chat::load_chat_template_source(tokenizer_path));
+  }
+  const data::ExampleEncoder encoder(*tokenizer, chat_template ? &*chat_template : nullptr,
+                                     data::encode_options(recipe.data));
+  const data::DataPipeline pipeline(format, encoder);
+  const uint64_t seed = static_cast<uint64_t>(recipe.training.seed);
+  const data::PreparedData prepared = data::prepare_data(recipe.data, pipeline, seed);
+  info("data: " + recipe.data.train + (chat_template ? " (template " + chat_template->name() + ")" : std::string()));
+  info(data::describe_stats(prepared.train.scan.stats, prepared.train.scan.sequences, recipe.data.max_seq_len));
+  if (prepared.validation) {
+    info("validation: " + prepared.validation->source->path());
+    info(data::describe_stats(prepared.validation->scan.stats, prepared.validation->scan.sequences,
+                              recipe.data.max_seq_len));
+  }
+
+  data::LoaderOptions loader_options;
+  loader_options.batch_size = recipe.training.micro_batch_size;
+  loader_options.packing = recipe.data.packing;
+  loader_options.row_length = recipe.data.max_seq_len;
+  loader_options.pad_to_multiple = recipe.data.pad_to_multiple;
+  loader_options.seed = seed;
+  loader_options.epochs = recipe.training.max_steps > 0 ? 0 : recipe.training.epochs;
+  loader_options.pad_id = tokenizer->pad_id().value_or(tokenizer->eos_id().value_or(0));
+  data::DataLoader train_loader(prepared.train.source, pipeline, prepared.train.scan.sequences, loader_options);
+  std::optional<data::DataLoader> validation_loader;
+  if (prepared.validation && !prepared.validation->scan.sequences.empty()) {
+    data::LoaderOptions options = loader_options;
+    options.shuffle = false;
+    options.epochs = 1;
+    validation_loader.emplace(prepared.validation->source, pipeline, prepared.validation->scan.sequences, options);
+  }
+  const int64_t accumulation = recipe.training.gradient_accumulation;
+  const int64_t total_steps = recipe.training.max_steps > 0
+                                  ? recipe.training.max_steps
+                                  : (train_loader.batches_per_epoch() * recipe.training.epochs + accumulation - 1) /
+                                        accumulation;
+
+  // The model, with fresh adapters for LoRA; seeds fix the adapters' init and LoRA dropout.
+  at::manual_seed(seed);
+  LoadOptions load;
+  load.dtype = at::kFloat;
+  load.device = parse_device(recipe.model.device);
+  LoadedModel loaded = load_model(model_path, load);
+  LoraSpec spec;
+  if (recipe.lora.enabled) {
+    spec.rank = recipe.lora.rank;
+    spec.alpha = recipe.lora.alpha;
+    spec.dropout = recipe.lora.dropout;
+    spec.use_rslora = recipe.lora.use_rslora;
+    spec.use_dora = recipe.lora.use_dora;
+    const int64_t attached = attach_lora(*loaded.model, spec, recipe.lora.target_modules, seed);
+    info("LoRA: rank " + std::to_string(spec.rank) + " on " + std::to_string(attached) + " projections");
+  } else {
+    info("full fine-tuning of every parameter");
+  }
+  SftStep step(*loaded.model);
+  int64_t trainable = 0;
+  for (const auto& [name, tensor] : step.named_trainable_parameters()) trainable += tensor.numel();
+  info("trainable parameters: " + std::to_string(trainable));
+
+  TrainerOptions options;
+  options.max_steps = total_steps;
+  options.gradient_accumulation = accumulation;
+  options.adamw = adamw_options(recipe.optimizer);
+  options.schedule.name = recipe.scheduler.name;
+  options.schedule.warmup_steps = recipe.scheduler.warmup_steps;
+  options.schedule.total_steps = total_steps;
+  options.schedule.min_lr_ratio = recipe.scheduler.min_lr_ratio;
+  options.max_grad_norm = recipe.optimizer.max_grad_norm;
+  options.max_seconds = recipe.training.max_minutes * 60.0;
+  options.checkpoint.directory = recipe.checkpoint.output_dir;
+  options.checkpoint.every_steps = recipe.checkpoint.every_steps;
+  options.checkpoint.keep_last = recipe.checkpoint.keep_last;
+  options.checkpoint.resume = recipe.checkpoint.resume;
+  options.checkpoint.recipe_yaml = recipe_yaml;
+  options.checkpoint.tensorboard = recipe.logging.tensorboard;
+  options.validation = validation_loader ? &*validation_loader : nullptr;
+  options.eval_every_steps = recipe.training.eval_every_steps;
+  const auto existing = list_checkpoints(recipe.checkpoint.output_dir);
+  if (!existing.empty()) info("resuming from " + existing.back());
+
+  Trainer trainer(step, train_loader, options);
+  const std::vector<StepMetrics> history =
+      trainer.run([&](const StepMetrics& metrics) {
+        if (events.on_step) events.on_step(metrics, total_steps);
+      });
+  RunOutcome outcome;
+  outcome.steps = trainer.completed_steps();
+  outcome.total_steps = total_steps;
+  outcome.stop_reason = trainer.stop_reason();
+  outcome.output_dir = recipe.checkpoint.output_dir;
+  for (const StepMetrics& metrics : history) {
+    if (metrics.val_loss) outcome.val_loss = metrics.val_loss;
+  }
+  if (recipe.lora.enabled) {  // the adapter is small: always written, export peft or not
+    outcome.adapter_dir = (fs::path(recipe.checkpoint.output_dir) / "adapter").string();
+    write_peft_adapter(*loaded.model, spec, recipe.lora.target_modules, model_path, outcome.adapter_dir);
+  }
+  return outcome;
+}
+
+}  // namespace retort

@@ -1,0 +1,35 @@
+// `retort run` for fine-tuning: a recipe becomes a model (with fresh LoRA adapters or fully
+// trainable), a tokenizer and chat template, scanned train/validation data and loaders, and one
+// Trainer run that resumes from the output directory's newest checkpoint.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace retort {
+
+struct RunEvents {
+  std::function<void(const std::string&)> info;                           // one-off lines
+  std::function<void(const StepMetrics&, int64_t total_steps)> on_step;  // every optimizer step
+};
+
+struct RunOutcome {
+  int64_t steps = 0;
+  int64_t total_steps = 0;
+  std::string stop_reason;  // max_steps | data | time
+  std::string output_dir;
+  std::string adapter_dir;  // LoRA: the PEFT adapter written at the end
+  std::optional<double> val_loss;
+};
+
+// `recipe_yaml`: the resolved recipe, stored with every checkpoint.
+RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, const RunEvents& events);
+
+// "~/x" -> "$HOME/x".
+std::string expand_home(const std::string& path);
+
+}  // namespace retort
