@@ -4,7 +4,14 @@
 // uninterrupted run. Bad setups exit 2 naming the key.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -22,7 +29,7 @@ std::string smollm2_path() {
 }
 
 // A small recipe: six short conversations, 64-token packed rows, LoRA rank 4.
-fs::path write_recipe(const fs::path& dir) {
+fs::path write_recipe(const fs::path& dir, int64_t steps = 4, int64_t every = 2) {
   std::ofstream data(dir / "chats.jsonl");
   for (int i = 0; i < 6; ++i) {
     nlohmann::json line = {{"messages",
@@ -34,7 +41,8 @@ fs::path write_recipe(const fs::path& dir) {
   const std::string recipe = "model:\n  path: " + smollm2_path() + "\ndata:\n  train: " + (dir / "chats.jsonl").string() +
                              "\n  max_seq_len: 64\n  packing: true\n  validation_fraction: 0.2\nlora:\n  rank: 4\n"
                              "  alpha: 8\n  dropout: 0.1\n  target_modules: [q_proj, v_proj]\noptimizer:\n  lr: 1.0e-3\n"
-                             "training:\n  max_steps: 4\n  eval_every_steps: 2\ncheckpoint:\n  every_steps: 2\n"
+                             "training:\n  max_steps: " + std::to_string(steps) + "\n  eval_every_steps: 2\ncheckpoint:\n  every_steps: " +
+                             std::to_string(every) + "\n"
                              "logging:\n  tensorboard: false\n";
   write_file_atomic((dir / "recipe.yaml").string(), recipe);
   return dir / "recipe.yaml";
@@ -51,6 +59,18 @@ std::vector<nlohmann::json> metrics(const fs::path& out) {
   return lines;
 }
 
+// `to` holds what `from` (a finished run) held after `step`: that checkpoint and those metrics.
+void copy_run_until(const fs::path& from, const fs::path& to, int step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "checkpoint-%06d", step);
+  fs::create_directories(to);
+  fs::copy(from / name, to / name, fs::copy_options::recursive);
+  std::ifstream in(from / "metrics.jsonl");
+  std::ofstream out(to / "metrics.jsonl");
+  std::string line;
+  for (int i = 0; i < step && std::getline(in, line); ++i) out << line << "\n";
+}
+
 TEST(RunCli, TrainsResumesExactlyAndWritesAnAdapterGenerateLoads) {
   test::TempDir temp;
   const fs::path recipe = write_recipe(temp.path());
@@ -63,16 +83,8 @@ TEST(RunCli, TrainsResumesExactlyAndWritesAnAdapterGenerateLoads) {
   EXPECT_TRUE(expected[1].contains("val_loss"));
   EXPECT_LT(expected[3]["loss"].get<double>(), expected[0]["loss"].get<double>());
 
-  // A directory holding the uninterrupted run's step-2 checkpoint (and the metrics up to it),
-  // as a run stopped there leaves it: a new process resumes and continues identically.
-  fs::create_directories(split);
-  fs::copy(whole / "checkpoint-000002", split / "checkpoint-000002", fs::copy_options::recursive);
-  {
-    std::ifstream in(whole / "metrics.jsonl");
-    std::ofstream out(split / "metrics.jsonl");
-    std::string line;
-    for (int i = 0; i < 2 && std::getline(in, line); ++i) out << line << "\n";
-  }
+  // A directory as a run stopped at step 2 leaves it: a new process resumes and continues identically.
+  copy_run_until(whole, split, 2);
   result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + split.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.err.find("resuming from"), std::string::npos) << result.err;
@@ -92,6 +104,81 @@ TEST(RunCli, TrainsResumesExactlyAndWritesAnAdapterGenerateLoads) {
                              "checkpoint.output_dir=" + (temp.path() / "x").string()});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("model.path"), std::string::npos) << result.err;
+}
+
+// Starts `retort ARGS` in the background (no shell); returns its pid.
+pid_t spawn_retort(const std::vector<std::string>& args) {
+  const std::string binary = test::env_or_empty("RETORT_BIN");
+  std::vector<std::string> argv = {binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> raw;
+    for (auto& arg : argv) raw.push_back(arg.data());
+    raw.push_back(nullptr);
+    const int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, 1);
+    ::dup2(null_fd, 2);
+    ::execv(binary.c_str(), raw.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+TEST(RunCli, SigkillAtAnyMomentLeavesAResumableDirectory) {
+  test::TempDir temp;
+  const fs::path recipe = write_recipe(temp.path(), /*steps=*/6, /*every=*/1);
+  const fs::path whole = temp.path() / "whole", killed = temp.path() / "killed";
+  auto result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + whole.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto expected = metrics(whole);
+  // Kill as soon as the third checkpoint is complete: the process is then training step 4 or
+  // writing its checkpoint.
+  const pid_t pid = spawn_retort({"run", recipe.string(), "checkpoint.output_dir=" + killed.string()});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(killed / "checkpoint-000003" / "trainer.json") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + killed.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("resuming from"), std::string::npos) << result.err;
+  EXPECT_EQ(metrics(killed), expected);
+}
+
+TEST(RunCli, DiskFullWhileCheckpointingKeepsThePreviousCheckpoint) {
+  test::TempDir temp;
+  const fs::path recipe = write_recipe(temp.path(), /*steps=*/4, /*every=*/1);
+  const fs::path whole = temp.path() / "whole", full = temp.path() / "full";
+  auto result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + whole.string(), "checkpoint.keep_last=9"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  copy_run_until(whole, full, 2);
+  // The same run continued with files limited to 256 KiB (the adapter's checkpoint is larger):
+  // writing checkpoint 3 fails as on a full disk.
+  result = test::run_program({"/bin/bash", "-c", "trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"",
+                              test::env_or_empty("RETORT_BIN"), "run", recipe.string(),
+                              "checkpoint.output_dir=" + full.string(), "checkpoint.keep_last=1"});
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_NE(result.err.find("File too large"), std::string::npos) << result.err;
+  EXPECT_TRUE(fs::exists(full / "checkpoint-000002" / "trainer.json"));
+  EXPECT_FALSE(fs::exists(full / "checkpoint-000003"));
+  // The checkpoint left behind is whole: the run resumes from it and ends as the uninterrupted one.
+  result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + full.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(metrics(full), metrics(whole));
+}
+
+TEST(RunCli, AnUnwritableOutputDirectoryIsBadInput) {
+  test::TempDir temp;
+  const fs::path recipe = write_recipe(temp.path());
+  std::ofstream(temp.path() / "a-file") << "x";
+  const auto result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + (temp.path() / "a-file" / "run").string()});
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find("checkpoint.output_dir"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("cannot be written"), std::string::npos) << result.err;
 }
 
 }  // namespace
