@@ -32,9 +32,6 @@ void check_supported(const Recipe& recipe) {
     throw bad_input("training in " + recipe.training.precision + " is not implemented yet; use float32")
         .key("training.precision");
   }
-  if (recipe.training.activation_checkpointing) {
-    throw bad_input("activation checkpointing is not implemented yet").key("training.activation_checkpointing");
-  }
   if (recipe.model.dtype != "float32") {
     throw bad_input("training loads the model in float32 (got " + recipe.model.dtype + ")").key("model.dtype");
   }
@@ -156,6 +153,7 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   } else {
     info("full fine-tuning of every parameter");
   }
+  loaded.model->set_activation_checkpointing(recipe.training.activation_checkpointing);
   SftStep step(*loaded.model);
   int64_t trainable = 0;
   for (const auto& [name, tensor] : step.named_trainable_parameters()) trainable += tensor.numel();

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "io/atomic_file.h"
+#include "lora/dropout.h"
 #include "io/error.h"
 #include "io/safetensors.h"
 #include "io/text.h"
@@ -36,10 +37,18 @@ at::Tensor dora_weight_norm(const at::Tensor& weight, const at::Tensor& delta) {
 
 at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base) {
   at::Tensor result = base.forward_base(input);
-  const at::Tensor x = (training && spec.dropout > 0) ? at::dropout(input, spec.dropout, true) : input;
-  const at::Tensor lora = at::linear(at::linear(x, lora_a), lora_b);
+  const at::Tensor x = (training && spec.dropout > 0) ? lora_dropout(input, spec.dropout) : input;
   const double scaling = spec.scaling();
-  if (!spec.use_dora) return result + lora * scaling;
+  if (!spec.use_dora) {
+    // result + x A^T (s B)^T in one GEMM that accumulates into the base output; the scale is
+    // applied to the small [out, r] matrix, not to an [N, out] activation.
+    const at::Tensor down = at::linear(x, lora_a);  // [..., r]
+    const int64_t out_features = result.size(-1);
+    std::vector<int64_t> shape = result.sizes().vec();
+    return at::addmm(result.reshape({-1, out_features}), down.reshape({-1, down.size(-1)}), (lora_b * scaling).t())
+        .view(shape);
+  }
+  const at::Tensor lora = at::linear(at::linear(x, lora_a), lora_b);
   // DoRA: m / ||W + s B A|| rescales the whole direction; the norm is a constant for autograd.
   const at::Tensor delta = at::matmul(lora_b, lora_a) * scaling;
   const at::Tensor norm = dora_weight_norm(base.weight, delta).detach();

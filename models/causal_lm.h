@@ -54,6 +54,14 @@ class CausalLM : public torch::nn::Module {
   }
   at::ScalarType dtype() const;
   at::Device device() const;
+
+  // Activation checkpointing per decoder layer: with gradients on, a layer keeps only its input
+  // and recomputes its activations in the backward pass (less memory, about one more forward).
+  void set_activation_checkpointing(bool enabled) { activation_checkpointing_ = enabled; }
+  bool activation_checkpointing() const { return activation_checkpointing_; }
+
+ protected:
+  bool activation_checkpointing_ = false;
 };
 
 }  // namespace retort

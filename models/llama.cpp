@@ -3,6 +3,8 @@
 #include "models/llama.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 #include <regex>
@@ -146,7 +148,9 @@ std::optional<at::Tensor> build_mask(const ModelConfig& config, int64_t batch, i
   const int64_t total = past + steps;
   const bool padded = attention_mask.defined() && !attention_mask.all().item<bool>();
   const bool windowed = config.sliding_window && total > *config.sliding_window;
-  const bool segmented = options.segment_ids.defined();
+  // Rows that each hold one segment need no segment mask (the causal flag is exact).
+  const bool segmented = options.segment_ids.defined() &&
+                         (options.segment_ids.amax(1) != options.segment_ids.amin(1)).any().item<bool>();
   causal = false;
   if (!padded && !windowed && !segmented) {
     if (past == 0) {
@@ -172,6 +176,61 @@ std::optional<at::Tensor> build_mask(const ModelConfig& config, int64_t batch, i
   allowed = allowed | (self & empty_row);
   return allowed.unsqueeze(1);
 }
+
+// One decoder layer as a checkpoint (torch.utils.checkpoint's reentrant form): the forward runs
+// without autograd and keeps the layer's input; the backward restores the random-generator state
+// of the forward (so LoRA dropout draws the same masks), recomputes the layer with autograd and
+// backpropagates through it, which accumulates the layer's parameter gradients directly.
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  // `anchor`: a tensor that requires grad, so the output does even when `x` does not (the first
+  // layer's input) and the layer's own trainable parameters still get their gradients.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& anchor,
+                            const at::Tensor& cos, const at::Tensor& sin, const std::optional<at::Tensor>* mask_ptr,
+                            LlamaDecoderLayer* layer, bool causal, int64_t index) {
+    // The mask goes by pointer: autograd would take an optional tensor argument for an input.
+    const std::optional<at::Tensor>& mask = *mask_ptr;
+    (void)anchor;
+    ctx->saved_data["x_requires_grad"] = x.requires_grad();
+    ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);  // the model outlives its graph
+    ctx->saved_data["causal"] = causal;
+    ctx->saved_data["index"] = index;
+    ctx->saved_data["x"] = x;
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    ctx->saved_data["mask"] = mask ? c10::IValue(*mask) : c10::IValue();
+    ctx->saved_data["rng"] = generator_for(x.device()).get_state();
+    c10::NoGradGuard no_grad;
+    return layer->forward(x, cos, sin, mask, causal, nullptr, index);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto* layer = reinterpret_cast<LlamaDecoderLayer*>(ctx->saved_data["layer"].toInt());
+    const bool want_x = ctx->saved_data["x_requires_grad"].toBool();
+    const at::Tensor x = ctx->saved_data["x"].toTensor().detach().requires_grad_(want_x);
+    at::Generator generator = generator_for(x.device());
+    const at::Tensor now = generator.get_state();
+    generator.set_state(ctx->saved_data["rng"].toTensor());
+    at::Tensor out;
+    {
+      c10::AutoGradMode grad(true);
+      out = layer->forward(x, ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor(),
+                           optional_mask(ctx->saved_data["mask"]), ctx->saved_data["causal"].toBool(),
+                           nullptr, ctx->saved_data["index"].toInt());
+    }
+    generator.set_state(now);
+    torch::autograd::backward({out}, {grad_outputs[0]});
+    return {want_x ? x.grad() : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(),  at::Tensor(),                 at::Tensor(), at::Tensor()};
+  }
+
+  static at::Generator generator_for(const at::Device& device) {
+    return at::globalContext().defaultGenerator(device.is_cpu() ? at::Device(at::kCPU) : device);
+  }
+  static std::optional<at::Tensor> optional_mask(const c10::IValue& mask) {
+    return mask.isTensor() ? std::optional<at::Tensor>(mask.toTensor()) : std::nullopt;
+  }
+};
 
 }  // namespace
 
@@ -202,8 +261,13 @@ at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const F
   bool causal = false;
   const std::optional<at::Tensor> mask =
       build_mask(config_, batch, steps, past, options, device, causal);
+  const bool checkpoint = activation_checkpointing_ && at::GradMode::is_enabled() && !options.cache;
+  if (checkpoint && !checkpoint_anchor_.defined()) checkpoint_anchor_ = at::zeros({1}).requires_grad_(true);
   for (size_t i = 0; i < model->layer_list.size(); ++i) {
-    h = model->layer_list[i]->forward(h, cos, sin, mask, causal, options.cache, static_cast<int64_t>(i));
+    auto& layer = model->layer_list[i];
+    h = checkpoint ? CheckpointedLayer::apply(h, checkpoint_anchor_, cos, sin, &mask, layer.get(),
+                                              causal, static_cast<int64_t>(i))
+                   : layer->forward(h, cos, sin, mask, causal, options.cache, static_cast<int64_t>(i));
   }
   if (options.cache) options.cache->length += steps;
   return model->norm->forward(h);

@@ -83,6 +83,7 @@ class LlamaForCausalLM : public CausalLM {
  private:
   ModelConfig config_;
   at::Tensor inv_freq_;  // [hd/2] float32; not a buffer, so model->to(dtype) leaves it float32
+  at::Tensor checkpoint_anchor_;  // see CheckpointedLayer
 };
 
 }  // namespace retort

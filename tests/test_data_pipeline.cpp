@@ -379,5 +379,23 @@ TEST(DataInspectCli, JsonEqualsTheOracleAndBadLinesExitTwo) {
   EXPECT_NE(failed.err.find("bad.jsonl:2: invalid JSON"), std::string::npos) << failed.err;
 }
 
+TEST(DataTokenizerConfig, SpecialTokensComeFromTokenizerConfigJson) {
+  test::TempDir temp;
+  fs::copy(test::fixture_dir("data") / "tokenizer-smollm2", temp.path() / "model", fs::copy_options::recursive);
+  write_file_atomic((temp.path() / "model" / "tokenizer_config.json").string(),
+                    R"({"eos_token": {"content": "<|im_end|>", "special": true}, "pad_token": "<|endoftext|>"})");
+  const auto tokenizer = load_tokenizer((temp.path() / "model").string());
+  EXPECT_EQ(tokenizer->eos_id(), tokenizer->token_to_id("<|im_end|>"));
+  EXPECT_EQ(tokenizer->pad_id(), tokenizer->token_to_id("<|endoftext|>"));
+  write_file_atomic((temp.path() / "model" / "tokenizer_config.json").string(), R"({"eos_token": "<|nope|>"})");
+  try {
+    load_tokenizer((temp.path() / "model").string());
+    ADD_FAILURE() << "an unknown token was accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.context().key, "eos_token");
+    EXPECT_NE(error.context().file.find("tokenizer_config.json"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace retort

@@ -53,7 +53,7 @@ std::vector<nlohmann::json> metrics(const fs::path& out) {
   std::ifstream in(out / "metrics.jsonl");
   for (std::string line; std::getline(in, line);) {
     nlohmann::json entry = nlohmann::json::parse(line);
-    entry.erase("tokens_per_s");  // wall-clock dependent
+    for (const char* key : {"tokens_per_s", "seconds", "peak_rss_mb"}) entry.erase(key);  // wall-clock dependent
     lines.push_back(entry);
   }
   return lines;

@@ -119,7 +119,9 @@ void expect_refused(const std::string& path, const std::string& fragment, const 
     const std::string message = error.what();
     EXPECT_NE(message.find(path), std::string::npos) << message;
     EXPECT_NE(message.find(fragment), std::string::npos) << message;
-    if (!tensor.empty()) EXPECT_NE(message.find("tensor '" + tensor + "'"), std::string::npos) << message;
+    if (!tensor.empty()) {
+      EXPECT_NE(message.find("tensor '" + tensor + "'"), std::string::npos) << message;
+    }
   }
 }
 

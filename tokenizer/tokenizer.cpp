@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/gguf.h"
 #include "tokenizer/bpe.h"
@@ -80,6 +83,32 @@ std::unique_ptr<Tokenizer> load_gguf(const std::string& path) {
       .key("tokenizer.ggml.model");
 }
 
+// tokenizer_config.json's special tokens ("<|im_end|>" or {"content": "<|im_end|>", ...}).
+void apply_tokenizer_config(Tokenizer& tokenizer, const fs::path& directory) {
+  const fs::path path = directory / "tokenizer_config.json";
+  if (!fs::exists(path)) return;
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(read_text_file(path.string()));
+  } catch (const nlohmann::json::exception& error) {
+    throw bad_input(std::string("invalid JSON: ") + error.what()).file(path.string());
+  }
+  SpecialTokenIds ids = tokenizer.special_ids();
+  for (auto [key, slot] : {std::pair{"bos_token", &ids.bos}, std::pair{"eos_token", &ids.eos},
+                           std::pair{"pad_token", &ids.pad}, std::pair{"unk_token", &ids.unk}}) {
+    if (!config.contains(key) || config[key].is_null()) continue;
+    const nlohmann::json& value = config[key];
+    const nlohmann::json& content = value.is_object() ? value.value("content", nlohmann::json()) : value;
+    if (!content.is_string()) throw bad_input("expected a token string or {\"content\": ...}").file(path.string()).key(key);
+    const auto id = tokenizer.token_to_id(content.get<std::string>());
+    if (!id) {
+      throw bad_input("token '" + content.get<std::string>() + "' is not in the vocabulary").file(path.string()).key(key);
+    }
+    *slot = *id;
+  }
+  tokenizer.set_special_ids(ids);
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
@@ -88,10 +117,13 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     const std::string json = (fs::path(path) / "tokenizer.json").string();
     const std::string model = (fs::path(path) / "tokenizer.model").string();
     const bool has_json = fs::exists(json), has_model = fs::exists(model);
+    std::unique_ptr<Tokenizer> tokenizer;
     // A SentencePiece model's tokenizer.json is not byte-level BPE: use its .model instead.
-    if (has_json && (!has_model || tok::is_byte_level_bpe_json(json))) return tok::load_bpe_tokenizer_json(json);
-    if (has_model) return load_model_file(model);
-    throw bad_input("no tokenizer.json or tokenizer.model in the model directory").file(path);
+    if (has_json && (!has_model || tok::is_byte_level_bpe_json(json))) tokenizer = tok::load_bpe_tokenizer_json(json);
+    else if (has_model) tokenizer = load_model_file(model);
+    else throw bad_input("no tokenizer.json or tokenizer.model in the model directory").file(path);
+    apply_tokenizer_config(*tokenizer, path);
+    return tokenizer;
   }
   if (!fs::exists(path, ec)) throw bad_input("tokenizer file not found").file(path);
   const std::string ext = fs::path(path).extension().string();

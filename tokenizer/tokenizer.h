@@ -50,6 +50,8 @@ class Tokenizer {
   virtual bool is_special(TokenId id) const = 0;
 
   const SpecialTokenIds& special_ids() const { return special_; }
+  // Overrides the guessed special ids (from a model's tokenizer_config.json).
+  void set_special_ids(const SpecialTokenIds& ids) { special_ = ids; }
   std::optional<TokenId> bos_id() const { return special_.bos; }
   std::optional<TokenId> eos_id() const { return special_.eos; }
   std::optional<TokenId> pad_id() const { return special_.pad; }
@@ -87,7 +89,9 @@ class StreamDecoder {
 
 // Loads a tokenizer from a model directory (tokenizer.json preferred; else tokenizer.model,
 // SentencePiece protobuf or tiktoken ranks, detected from the content), a tokenizer.json,
-// a tokenizer.model or a .gguf file. Throws bad_input naming the file (and key) on failure.
+// a tokenizer.model or a .gguf file. In a directory, tokenizer_config.json's bos_token,
+// eos_token, pad_token and unk_token name the special ids. Throws bad_input naming the file
+// (and key) on failure.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 }  // namespace retort

@@ -70,10 +70,17 @@ TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, con
                          int64_t chunk_tokens) {
   const int64_t width = hidden.size(-1);
   // Shift: position t predicts label t+1.
-  const at::Tensor inputs = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, width});
-  const at::Tensor targets = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1}).to(hidden.device());
+  at::Tensor inputs = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, width});
+  at::Tensor targets = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1}).to(hidden.device());
+  // Only positions with a label go through the output projection: prompt tokens and padding
+  // cost no [V x H] matmul at all (their loss and gradient are zero anyway).
+  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
   TokenLoss loss;
-  loss.tokens = (targets != kIgnoreIndex).sum().item<int64_t>();
+  loss.tokens = counted.size(0);
+  if (loss.tokens < targets.size(0)) {
+    inputs = inputs.index_select(0, counted);
+    targets = targets.index_select(0, counted);
+  }
   const bool needs_grad = at::GradMode::is_enabled() && (inputs.requires_grad() || weight.requires_grad());
   if (needs_grad) {
     loss.sum = LinearCrossEntropy::apply(inputs, weight, targets, chunk_tokens);

@@ -4,6 +4,8 @@
 #include <c10/core/GradMode.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -52,12 +54,20 @@ double Trainer::evaluate() {
 
 namespace {
 
+// The process's peak resident memory so far (Linux reports KiB).
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
 void append_metrics(const std::string& directory, const StepMetrics& m) {
   if (directory.empty()) return;
   std::filesystem::create_directories(directory);
   std::ofstream out(std::filesystem::path(directory) / "metrics.jsonl", std::ios::app);
   nlohmann::json line = {{"step", m.step},     {"loss", m.loss},     {"lr", m.lr},
-                         {"grad_norm", m.grad_norm}, {"tokens", m.tokens}, {"tokens_per_s", m.tokens / std::max(m.seconds, 1e-9)}};
+                         {"grad_norm", m.grad_norm}, {"tokens", m.tokens}, {"tokens_per_s", m.tokens / std::max(m.seconds, 1e-9)},
+                         {"input_tokens", m.input_tokens}, {"seconds", m.seconds}, {"peak_rss_mb", peak_rss_mb()}};
   if (m.val_loss) {
     line["val_loss"] = *m.val_loss;
     line["val_ppl"] = std::exp(*m.val_loss);
@@ -83,11 +93,12 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     // The whole window first: the loss is normalised by every trained token in it, so
     // micro-batches with more tokens weigh more (not an average of per-batch means).
     std::vector<Batch> window;
-    int64_t tokens = 0;
+    int64_t tokens = 0, input_tokens = 0;
     for (int64_t i = 0; i < options_.gradient_accumulation; ++i) {
       std::optional<Batch> batch = data_.next();
       if (!batch) break;
       tokens += batch->trained_tokens();
+      input_tokens += batch->attention_mask.defined() ? batch->attention_mask.sum().item<int64_t>() : batch->input_ids.numel();
       window.push_back(std::move(*batch));
     }
     if (window.empty()) {
@@ -110,7 +121,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     optimizer_.step(lr);
     optimizer_.zero_grad();
     step_count_ = step + 1;
-    StepMetrics metrics{step_count_, loss_total, lr, grad_norm, tokens,
+    StepMetrics metrics{step_count_, loss_total, lr, grad_norm, tokens, input_tokens,
                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), std::nullopt};
     const bool last = step_count_ == options_.max_steps;
     if (options_.validation &&

@@ -77,7 +77,8 @@ struct StepMetrics {
   double loss = 0;   // mean over the window's trained tokens
   double lr = 0;
   double grad_norm = 0;
-  int64_t tokens = 0;
+  int64_t tokens = 0;        // trained tokens (labels) in the window
+  int64_t input_tokens = 0;  // tokens the model read (padding excluded)
   double seconds = 0;
   std::optional<double> val_loss;  // when validation ran after this step
 };

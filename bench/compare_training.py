@@ -1,0 +1,218 @@
+"""Training throughput and peak memory: `retort run` against transformers + peft, same machine,
+same torch, same threads, same row shapes, same optimizer (AdamW, clipping at 1.0), in one run.
+
+Models: SmolLM2-135M-Instruct (the PyPI GGUF, dequantized to float32 by both) and a ~110M
+random-init Llama. Modes: LoRA (rank 16 on all seven projections) and full fine-tuning. Data:
+text rows of exactly --seq tokens (the creator-persona texts, tokenized by Retort; the same ids
+are fed to transformers). Each side runs in its own process; tokens/s counts every input token
+of the steps after --warmup; peak RSS is the process's maximum resident memory.
+
+  .venv/bin/python bench/compare_training.py --threads 2 --steps 8 --warmup 2 --batch 4 --seq 256
+Results: printed and written to bench/results/training.json."""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from fetch_smollm2 import cached_gguf  # noqa: E402
+
+
+def write_text_data(path: Path) -> None:
+    """Plain-text documents from the creator-persona example (posts and assistant answers)."""
+    with open(path, "w", encoding="utf-8") as out:
+        for line in open(ROOT / "examples/creator_persona/posts.jsonl", encoding="utf-8"):
+            out.write(json.dumps({"text": json.loads(line)["text"]}) + "\n")
+        for line in open(ROOT / "examples/creator_persona/train.jsonl", encoding="utf-8"):
+            text = "\n\n".join(m["content"] for m in json.loads(line)["messages"] if m["role"] != "system")
+            out.write(json.dumps({"text": text}) + "\n")
+
+
+def make_random_llama(folder: Path, tokenizer_json: Path) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+                         num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    (folder / "tokenizer.json").write_bytes(tokenizer_json.read_bytes())
+
+
+def recipe_text(model: str, data: Path, lora: bool, args, out: Path, chat: bool) -> str:
+    data_section = (f"""  train: {ROOT / "examples/creator_persona/train.jsonl"}
+  format: chat
+  max_seq_len: {args.seq}
+  packing: true
+  train_on: assistant""" if chat else f"""  train: {data}
+  format: text
+  max_seq_len: {args.seq}
+  length_policy: split
+  packing: true
+  train_on: all""")
+    return f"""model:
+  path: {model}
+data:
+{data_section}
+lora:
+  enabled: {str(lora).lower()}
+  rank: 16
+  alpha: 32
+  dropout: 0.05
+optimizer:
+  lr: 1.0e-4
+  max_grad_norm: 1.0
+scheduler:
+  name: constant
+training:
+  micro_batch_size: {args.batch}
+  gradient_accumulation: 1
+  max_steps: {args.warmup + args.steps}
+  seed: 0
+checkpoint:
+  output_dir: {out}
+  every_steps: 1000000
+logging:
+  tensorboard: false
+export:
+  formats: []
+"""
+
+
+def pack_rows(examples, seq):
+    """Greedy packing in file order into rows of at most `seq` tokens, as Retort packs."""
+    rows, ids, labels = [], [], []
+    for example in examples:
+        if ids and len(ids) + len(example["ids"]) > seq:
+            rows.append((ids, labels))
+            ids, labels = [], []
+        ids = ids + example["ids"]
+        labels = labels + [-100] + example["labels"][1:]
+    if ids:
+        rows.append((ids, labels))
+    return rows
+
+
+def run_retort(retort: Path, recipe: Path, out: Path, args) -> dict:
+    subprocess.run([str(retort), "run", str(recipe)], check=True, capture_output=True, text=True,
+                   env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+    lines = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    timed = lines[args.warmup:]
+    tokens = sum(line["input_tokens"] for line in timed)
+    seconds = sum(line["seconds"] for line in timed)
+    return {"tokens_per_s": tokens / seconds, "peak_rss_mb": lines[-1]["peak_rss_mb"],
+            "loss_first": lines[0]["loss"], "loss_last": lines[-1]["loss"]}
+
+
+def hf_worker(spec_path: str) -> None:
+    """Runs in its own process: the transformers(+peft) loop on the given rows."""
+    spec = json.loads(Path(spec_path).read_text())
+    import torch
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    kwargs = {"gguf_file": Path(spec["model"]).name} if spec["model"].endswith(".gguf") else {}
+    folder = str(Path(spec["model"]).parent) if kwargs else spec["model"]
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa", **kwargs)
+    if spec["lora"]:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
+                                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                                 "up_proj", "down_proj"]))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    rows = spec["rows"]  # [(ids, labels)], each at most seq long
+    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
+    tokens, seconds, losses = 0, 0.0, []
+    for step in range(warmup + steps):
+        chosen = [rows[(step * batch + k) % len(rows)] for k in range(batch)]
+        width = max(len(ids) for ids, _ in chosen)
+        ids = torch.zeros((batch, width), dtype=torch.long)
+        labels = torch.full((batch, width), -100, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for k, (row_ids, row_labels) in enumerate(chosen):
+            ids[k, :len(row_ids)] = torch.tensor(row_ids)
+            labels[k, :len(row_ids)] = torch.tensor(row_labels)
+            mask[k, :len(row_ids)] = 1
+        start = time.perf_counter()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        elapsed = time.perf_counter() - start
+        losses.append(loss.item())
+        if step >= warmup:
+            tokens += int(mask.sum())
+            seconds += elapsed
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"tokens_per_s": tokens / seconds, "peak_rss_mb": peak, "loss_first": losses[0],
+                      "loss_last": losses[-1]}))
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--hf-worker":
+        return hf_worker(sys.argv[2])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--build", default=str(ROOT / "build"))
+    parser.add_argument("--only", default="", help="comma-separated subset: smollm2-lora,smollm2-full,llama100m-lora,...")
+    args = parser.parse_args()
+    retort = Path(args.build) / "bin" / "retort"
+    tokenizer_json = Path(args.build) / "fixtures" / "data" / "tokenizer-smollm2" / "tokenizer.json"
+    results = {"machine": os.uname().nodename, "threads": args.threads, "batch": args.batch, "seq": args.seq,
+               "steps": args.steps, "runs": {}}
+    with tempfile.TemporaryDirectory() as temp:
+        temp = Path(temp)
+        data = temp / "texts.jsonl"
+        write_text_data(data)
+        random_llama = temp / "llama100m"
+        make_random_llama(random_llama, tokenizer_json)
+        models = {"smollm2": str(cached_gguf()), "llama100m": str(random_llama)}
+        cases = [(name, mode, "text") for name in models for mode in ("lora", "full")]
+        cases.append(("smollm2", "lora", "chat"))  # assistant-only SFT on the persona chats
+        for name, mode, data_kind in cases:
+            model = models[name]
+            key = f"{name}-{mode}" + ("-chat" if data_kind == "chat" else "")
+            if args.only and key not in args.only.split(","):
+                continue
+            out = temp / key
+            recipe = temp / f"{key}.yaml"
+            recipe.write_text(recipe_text(model, data, mode == "lora", args, out, data_kind == "chat"))
+            ours = run_retort(retort, recipe, out, args)
+            # The same rows for transformers: Retort's own tokenization of the data.
+            inspect = subprocess.run([str(retort), "data", "inspect", "--recipe", str(recipe), "--json"],
+                                     check=True, capture_output=True, text=True)
+            rows = pack_rows([json.loads(line) for line in inspect.stdout.splitlines()], args.seq)
+            spec = temp / f"{key}.json"
+            spec.write_text(json.dumps({"model": model, "lora": mode == "lora", "rows": rows, "batch": args.batch,
+                                        "steps": args.steps, "warmup": args.warmup, "threads": args.threads}))
+            worker = subprocess.run([sys.executable, __file__, "--hf-worker", str(spec)], check=True,
+                                    capture_output=True, text=True,
+                                    env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+            theirs = json.loads(worker.stdout.strip().splitlines()[-1])
+            results["runs"][key] = {"retort": ours, "transformers_peft": theirs,
+                                    "speedup": ours["tokens_per_s"] / theirs["tokens_per_s"],
+                                    "memory_ratio": ours["peak_rss_mb"] / theirs["peak_rss_mb"]}
+            print(f"{key:16s} retort {ours['tokens_per_s']:8.1f} tok/s {ours['peak_rss_mb']:7.0f} MB | "
+                  f"transformers+peft {theirs['tokens_per_s']:8.1f} tok/s {theirs['peak_rss_mb']:7.0f} MB | "
+                  f"speedup {results['runs'][key]['speedup']:.2f}x, memory {results['runs'][key]['memory_ratio']:.2f}x",
+                  flush=True)
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "training.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
