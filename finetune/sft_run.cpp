@@ -28,12 +28,10 @@ namespace {
 
 // What this build trains with; everything else in the recipe is refused by name, not ignored.
 void check_supported(const Recipe& recipe) {
-  if (recipe.training.precision != "float32") {
-    throw bad_input("training in " + recipe.training.precision + " is not implemented yet; use float32")
-        .key("training.precision");
-  }
-  if (recipe.model.dtype != "float32") {
-    throw bad_input("training loads the model in float32 (got " + recipe.model.dtype + ")").key("model.dtype");
+  if (recipe.model.dtype != "float32" && recipe.model.dtype != recipe.training.precision) {
+    throw bad_input("training loads the model in training.precision (" + recipe.training.precision + "), not " +
+                    recipe.model.dtype)
+        .key("model.dtype");
   }
   if (recipe.optimizer.name != "adamw") throw bad_input("only adamw is available").key("optimizer.name");
   for (const std::string& format : recipe.exports.formats) {
@@ -138,7 +136,11 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   // The model, with fresh adapters for LoRA; seeds fix the adapters' init and LoRA dropout.
   at::manual_seed(seed);
   LoadOptions load;
-  load.dtype = at::kFloat;
+  load.dtype = parse_dtype(recipe.training.precision);
+  if (load.dtype != at::kFloat) {
+    info("precision: " + recipe.training.precision + " weights and activations; LoRA adapters, optimizer state and " +
+         "master weights in float32" + (load.dtype == at::kHalf ? "; dynamic loss scaling" : ""));
+  }
   load.device = parse_device(recipe.model.device);
   LoadedModel loaded = load_model(model_path, load);
   LoraSpec spec;
@@ -169,6 +171,7 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   options.schedule.min_lr_ratio = recipe.scheduler.min_lr_ratio;
   options.max_grad_norm = recipe.optimizer.max_grad_norm;
   options.max_seconds = recipe.training.max_minutes * 60.0;
+  options.dynamic_loss_scaling = load.dtype == at::kHalf;
   options.checkpoint.directory = recipe.checkpoint.output_dir;
   options.checkpoint.every_steps = recipe.checkpoint.every_steps;
   options.checkpoint.keep_last = recipe.checkpoint.keep_last;

@@ -61,7 +61,7 @@ int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std
     const double bound = 1.0 / std::sqrt(static_cast<double>(projection->in_features()));
     adapter->lora_a.copy_(at::empty(adapter->lora_a.sizes(), at::kFloat).uniform_(-bound, bound, generator));
     if (spec.use_dora) {
-      adapter->magnitude = at::linalg_vector_norm(projection->weight, 2, {1}, false, std::nullopt).clone();
+      adapter->magnitude = at::linalg_vector_norm(projection->weight.to(at::kFloat), 2, {1}, false, std::nullopt);
     }
     projection->adapter = adapter;
     ++attached;

@@ -21,7 +21,8 @@ double LoraSpec::scaling() const {
 }
 
 LoraAdapter::LoraAdapter(const Projection& base, const LoraSpec& lora_spec) : spec(lora_spec) {
-  const auto options = base.weight.options();
+  // Adapters stay float32 on a bfloat16/float16 base, as peft's autocast_adapter_dtype does.
+  const auto options = base.weight.options().dtype(at::kFloat);
   lora_a = at::zeros({spec.rank, base.in_features()}, options);
   lora_b = at::zeros({base.out_features(), spec.rank}, options);
 }
@@ -37,12 +38,16 @@ at::Tensor dora_weight_norm(const at::Tensor& weight, const at::Tensor& delta) {
 
 at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base) {
   at::Tensor result = base.forward_base(input);
-  const at::Tensor x = (training && spec.dropout > 0) ? lora_dropout(input, spec.dropout) : input;
+  // A low-precision base: the adapter path runs in float32 and its output is rounded once.
+  const bool mixed = input.scalar_type() != lora_a.scalar_type();
+  const at::Tensor x_full = mixed ? input.to(lora_a.scalar_type()) : input;
+  const at::Tensor x = (training && spec.dropout > 0) ? lora_dropout(x_full, spec.dropout) : x_full;
   const double scaling = spec.scaling();
   if (!spec.use_dora) {
+    const at::Tensor down = at::linear(x, lora_a);  // [..., r]
+    if (mixed) return result + at::linear(down, lora_b * scaling).to(result.scalar_type());
     // result + x A^T (s B)^T in one GEMM that accumulates into the base output; the scale is
     // applied to the small [out, r] matrix, not to an [N, out] activation.
-    const at::Tensor down = at::linear(x, lora_a);  // [..., r]
     const int64_t out_features = result.size(-1);
     std::vector<int64_t> shape = result.sizes().vec();
     return at::addmm(result.reshape({-1, out_features}), down.reshape({-1, down.size(-1)}), (lora_b * scaling).t())
@@ -50,18 +55,21 @@ at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base)
   }
   const at::Tensor lora = at::linear(at::linear(x, lora_a), lora_b);
   // DoRA: m / ||W + s B A|| rescales the whole direction; the norm is a constant for autograd.
+  const at::Tensor weight = base.weight.to(lora_a.scalar_type());
   const at::Tensor delta = at::matmul(lora_b, lora_a) * scaling;
-  const at::Tensor norm = dora_weight_norm(base.weight, delta).detach();
+  const at::Tensor norm = dora_weight_norm(weight, delta).detach();
   const at::Tensor magnitude_scale = (magnitude / norm).view({1, -1});
-  const at::Tensor base_no_bias = at::linear(x, base.weight);
-  return result + (magnitude_scale - 1) * base_no_bias + magnitude_scale * lora * scaling;
+  const at::Tensor base_no_bias = at::linear(x, weight);
+  const at::Tensor update = (magnitude_scale - 1) * base_no_bias + magnitude_scale * lora * scaling;
+  return result + (mixed ? update.to(result.scalar_type()) : update);
 }
 
 at::Tensor LoraAdapter::merged_delta(const Projection& base) const {
   const at::Tensor delta = at::matmul(lora_b, lora_a) * spec.scaling();
   if (!spec.use_dora) return delta;
-  const at::Tensor norm = dora_weight_norm(base.weight, delta);
-  return (magnitude / norm).view({-1, 1}) * (base.weight + delta) - base.weight;
+  const at::Tensor weight = base.weight.to(lora_a.scalar_type());
+  const at::Tensor norm = dora_weight_norm(weight, delta);
+  return (magnitude / norm).view({-1, 1}) * (weight + delta) - weight;
 }
 
 std::map<std::string, std::shared_ptr<Projection>> projections_of(CausalLM& model) {
@@ -162,7 +170,7 @@ LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir)
       std::string name = stem + ".lora_magnitude_vector";
       if (file->find(name) == nullptr) name += ".weight";
       if (file->find(name) == nullptr) throw bad_input("missing DoRA magnitude").file(weights_path).tensor(name);
-      adapter->magnitude = at::empty({projection->out_features()}, projection->weight.options());
+      adapter->magnitude = at::empty({projection->out_features()}, projection->weight.options().dtype(at::kFloat));
       assign(adapter->magnitude, name);
     }
     projection->adapter = adapter;

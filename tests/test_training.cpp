@@ -101,6 +101,28 @@ TEST(Training, LoraTrajectoryEqualsPeftAndOnlyAdaptersChange) {
   for (const at::Tensor& t : step.trainable_parameters()) EXPECT_GT(t.abs().sum().item<double>(), 0.0);
 }
 
+TEST(Training, Bfloat16LoraTracksThePeftFloat32Trajectory) {
+  // A bfloat16 base with float32 adapters: the loss follows the float32 reference within
+  // bfloat16's rounding (3 significant digits), and the base stays bfloat16 and unchanged.
+  LoadOptions load;
+  load.dtype = at::kBFloat16;
+  const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string(), load);
+  load_peft_adapter(*loaded.model, (test::fixture_dir("training") / "lora_init").string());
+  SftStep step(*loaded.model);
+  for (const at::Tensor& t : step.trainable_parameters()) EXPECT_EQ(t.scalar_type(), at::kFloat);
+  const at::Tensor embed_before = loaded.model->output_weight().clone();
+  VectorSource data(fixture_batches());
+  Trainer trainer(step, data, fixture_options());
+  const auto ours = trainer.run();
+  const auto reference = nlohmann::json::parse(read_text_file((test::fixture_dir("training") / "lora.json").string()));
+  ASSERT_EQ(ours.size(), reference.size());
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_NEAR(ours[i].loss, reference[i]["loss"].get<double>(), 2e-2 * reference[i]["loss"].get<double>()) << i + 1;
+  }
+  EXPECT_EQ(loaded.model->output_weight().scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(loaded.model->output_weight(), embed_before));
+}
+
 TEST(Training, AccumulationOfFourSingleBatchesEqualsOneBatchOfFour) {
   at::manual_seed(3);
   const at::Tensor ids = at::randint(1, 64, {4, 12}, at::kLong);
@@ -294,6 +316,78 @@ TEST(Training, ActivationCheckpointingGivesIdenticalGradients) {
       EXPECT_TRUE(at::allclose(plain[i], checkpointed[i], 1e-6, 1e-7)) << (lora ? "LoRA" : "full") << " tensor " << i;
     }
   }
+}
+
+}  // namespace
+}  // namespace retort
+
+namespace retort {
+namespace {
+
+TEST(Precision, LowPrecisionParametersKeepFloat32MasterWeights) {
+  // An update of 1e-4 a step vanishes in bfloat16 (spacing 2^-7 at 1.0); the float32 master
+  // accumulates it and the parameter follows once the sum is representable.
+  at::Tensor weight = at::ones({4, 4}, at::kBFloat16).requires_grad_(true);
+  AdamWOptions options;
+  options.lr = 1e-4;
+  AdamW optimizer({weight}, options);
+  for (int step = 0; step < 200; ++step) {
+    weight.mutable_grad() = at::ones({4, 4}, at::kBFloat16);
+    optimizer.step(options.lr);
+  }
+  const auto state = optimizer.state_tensors();
+  ASSERT_EQ(state.size(), 4u);  // exp_avg, exp_avg_sq, step, master
+  EXPECT_EQ(state[0].scalar_type(), at::kFloat);
+  EXPECT_EQ(state[3].scalar_type(), at::kFloat);
+  EXPECT_NEAR(state[3][0][0].item<double>(), 1.0 - 200 * 1e-4, 1e-5);
+  EXPECT_TRUE(at::equal(weight, state[3].to(at::kBFloat16)));
+  EXPECT_LT(weight[0][0].item<double>(), 1.0);
+}
+
+// A float16 weight whose gradient (10 per element) times the initial scale overflows float16.
+class OverflowStep : public TrainingStep {
+ public:
+  at::Tensor weight = at::ones({8}, at::kHalf).requires_grad_(true);
+  // The trainer divides by the batch's 2 trained tokens: d(loss)/d(weight) = 10.
+  StepResult forward(const Batch&) override { return {(weight.to(at::kFloat) * 10.0).sum() * 2.0, 2}; }
+  std::vector<std::pair<std::string, at::Tensor>> named_trainable_parameters() override { return {{"w", weight}}; }
+};
+
+class EndlessBatches : public BatchSource {
+ public:
+  std::optional<Batch> next() override {
+    const at::Tensor ids = at::zeros({1, 3}, at::kLong);
+    return Batch{ids, ids.clone(), {}, {}, {}};
+  }
+  std::string state() const override { return "{}"; }
+  void restore(const std::string&) override {}
+};
+
+TEST(Precision, Float16LossScalingSkipsOverflowingStepsAndHalvesTheScale) {
+  OverflowStep step;
+  EndlessBatches data;
+  TrainerOptions options;
+  options.max_steps = 7;
+  options.max_grad_norm = 0;
+  options.adamw.lr = 1e-2;
+  options.schedule.name = "constant";
+  options.dynamic_loss_scaling = true;
+  options.loss_scale_growth_interval = 2;
+  Trainer trainer(step, data, options);
+  const auto history = trainer.run();
+  ASSERT_EQ(history.size(), 7u);
+  // 10 x 65536, x 32768, x 16384 and x 8192 overflow float16 (max 65504); x 4096 does not;
+  // two good steps double the scale again, and 8192 overflows again.
+  const std::vector<double> scales = {65536, 32768, 16384, 8192, 4096, 4096, 8192};
+  const std::vector<bool> skipped = {true, true, true, true, false, false, true};
+  for (size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].loss_scale, scales[i]) << i;
+    EXPECT_EQ(history[i].skipped, skipped[i]) << i;
+    if (i < 5) {
+      EXPECT_NEAR(history[i].loss, 80.0, 1e-6) << i;  // the weight is unchanged by skipped steps
+    }
+  }
+  EXPECT_LT(step.weight[0].item<double>(), 1.0);  // the good steps updated it
 }
 
 }  // namespace

@@ -68,7 +68,8 @@ void Trainer::save_checkpoint() {
     state.emplace_back("rng.cpu", generator.get_state());
   }
   write_safetensors((temp_dir / "optimizer.safetensors").string(), state);
-  const nlohmann::json trainer = {{"step", step_count_}, {"data", data_.state()}};
+  const nlohmann::json trainer = {
+      {"step", step_count_}, {"data", data_.state()}, {"loss_scale", loss_scale_}, {"good_steps", good_steps_}};
   write_file_atomic((temp_dir / "recipe.yaml").string(), options.recipe_yaml);
   write_file_atomic((temp_dir / "trainer.json").string(), trainer.dump(2) + "\n");
   fs::remove_all(final_dir);
@@ -104,6 +105,8 @@ bool Trainer::resume_from_latest() {
   data_.restore(trainer["data"].get<std::string>());
   step_count_ = trainer["step"].get<int64_t>();
   saved_step_ = step_count_;
+  loss_scale_ = trainer.value("loss_scale", loss_scale_);
+  good_steps_ = trainer.value("good_steps", int64_t{0});
   // metrics.jsonl keeps exactly the steps this checkpoint has seen.
   const fs::path metrics = fs::path(options_.checkpoint.directory) / "metrics.jsonl";
   if (fs::exists(metrics)) {

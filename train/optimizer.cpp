@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "io/error.h"
@@ -14,8 +15,11 @@ AdamW::AdamW(std::vector<at::Tensor> parameters, AdamWOptions options)
   Group decay{{}, options.weight_decay}, no_decay{{}, 0.0};
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const at::Tensor& p = parameters_[i];
-    exp_avg_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
-    exp_avg_sq_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
+    const bool low_precision = p.scalar_type() == at::kBFloat16 || p.scalar_type() == at::kHalf;
+    master_.push_back(low_precision ? p.detach().to(at::kFloat).contiguous() : at::Tensor());
+    const at::Tensor& shape_of = low_precision ? master_.back() : p;
+    exp_avg_.push_back(at::zeros_like(shape_of, at::MemoryFormat::Contiguous));
+    exp_avg_sq_.push_back(at::zeros_like(shape_of, at::MemoryFormat::Contiguous));
     steps_.push_back(at::zeros({}, p.options().dtype(at::kFloat).device(at::kCPU)));
     (p.dim() >= 2 ? decay : no_decay).members.push_back(i);  // no decay on norms and biases
   }
@@ -30,8 +34,9 @@ void AdamW::step(double lr) {
     std::vector<at::Tensor> params, grads, avg, avg_sq, steps;
     for (size_t i : group.members) {
       if (!parameters_[i].grad().defined()) continue;
-      params.push_back(parameters_[i]);
-      grads.push_back(parameters_[i].grad());
+      const bool master = master_[i].defined();
+      params.push_back(master ? master_[i] : parameters_[i]);
+      grads.push_back(master ? parameters_[i].grad().to(at::kFloat) : parameters_[i].grad());
       avg.push_back(exp_avg_[i]);
       avg_sq.push_back(exp_avg_sq_[i]);
       steps_[i].add_(1);  // torch's fused path increments the step before the kernel
@@ -40,6 +45,9 @@ void AdamW::step(double lr) {
     if (params.empty()) continue;
     at::_fused_adamw_(params, grads, avg, avg_sq, /*max_exp_avg_sqs=*/{}, steps, lr, options_.beta1, options_.beta2,
                       group.weight_decay, options_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    for (size_t i : group.members) {
+      if (master_[i].defined() && parameters_[i].grad().defined()) parameters_[i].copy_(master_[i]);
+    }
   }
 }
 
@@ -56,16 +64,24 @@ std::vector<at::Tensor> AdamW::state_tensors() const {
     out.push_back(exp_avg_sq_[i]);
     out.push_back(steps_[i]);
   }
+  for (const at::Tensor& master : master_) {
+    if (master.defined()) out.push_back(master);
+  }
   return out;
 }
 
 void AdamW::load_state_tensors(const std::vector<at::Tensor>& state) {
-  if (state.size() != 3 * parameters_.size()) throw bad_input("optimizer state does not match the parameters");
+  const size_t masters = static_cast<size_t>(std::count_if(master_.begin(), master_.end(), [](const at::Tensor& m) { return m.defined(); }));
+  if (state.size() != 3 * parameters_.size() + masters) throw bad_input("optimizer state does not match the parameters");
   c10::NoGradGuard no_grad;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     exp_avg_[i].copy_(state[3 * i]);
     exp_avg_sq_[i].copy_(state[3 * i + 1]);
     steps_[i].copy_(state[3 * i + 2]);
+  }
+  size_t next = 3 * parameters_.size();
+  for (at::Tensor& master : master_) {
+    if (master.defined()) master.copy_(state[next++]);
   }
 }
 

@@ -18,6 +18,8 @@ struct AdamWOptions {
   double weight_decay = 0.0;
 };
 
+// Parameters stored in bfloat16 or float16 get a float32 master copy: the optimizer state and the
+// update are float32 and the parameter is the master rounded after each step.
 class AdamW {
  public:
   AdamW(std::vector<at::Tensor> parameters, AdamWOptions options);
@@ -26,7 +28,8 @@ class AdamW {
   void zero_grad();
   const std::vector<at::Tensor>& parameters() const { return parameters_; }
 
-  // State for checkpoints: per parameter exp_avg, exp_avg_sq, step (same order as parameters()).
+  // State for checkpoints: per parameter exp_avg, exp_avg_sq, step (same order as parameters()),
+  // then the float32 master copies of low-precision parameters.
   std::vector<at::Tensor> state_tensors() const;
   void load_state_tensors(const std::vector<at::Tensor>& state);
 
@@ -37,6 +40,7 @@ class AdamW {
   };
   std::vector<at::Tensor> parameters_;
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_, steps_;
+  std::vector<at::Tensor> master_;  // float32 copy of a low-precision parameter; undefined otherwise
   std::vector<Group> groups_;
   AdamWOptions options_;
 };

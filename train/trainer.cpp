@@ -32,6 +32,7 @@ Trainer::Trainer(TrainingStep& step, BatchSource& data, TrainerOptions options)
   if (options_.gradient_accumulation <= 0) throw bad_input("must be positive").key("training.gradient_accumulation");
   if (optimizer_.parameters().empty()) throw bad_input("nothing to train: no trainable parameters");
   if (options_.validation) validation_start_ = options_.validation->state();
+  if (options_.dynamic_loss_scaling) loss_scale_ = options_.initial_loss_scale;
 }
 
 double Trainer::evaluate() {
@@ -68,6 +69,8 @@ void append_metrics(const std::string& directory, const StepMetrics& m) {
   nlohmann::json line = {{"step", m.step},     {"loss", m.loss},     {"lr", m.lr},
                          {"grad_norm", m.grad_norm}, {"tokens", m.tokens}, {"tokens_per_s", m.tokens / std::max(m.seconds, 1e-9)},
                          {"input_tokens", m.input_tokens}, {"seconds", m.seconds}, {"peak_rss_mb", peak_rss_mb()}};
+  if (m.loss_scale > 0) line["loss_scale"] = m.loss_scale;
+  if (m.skipped) line["skipped"] = true;
   if (m.val_loss) {
     line["val_loss"] = *m.val_loss;
     line["val_ppl"] = std::exp(*m.val_loss);
@@ -106,23 +109,43 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
       break;
     }
     double loss_total = 0;
+    const bool scaling = loss_scale_ > 0;
     for (const Batch& batch : window) {
       const StepResult result = step_.forward(batch);
       const at::Tensor loss = result.loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
-      loss.backward();
+      (scaling ? loss * loss_scale_ : loss).backward();
       loss_total += loss.item<double>();
     }
     if (!std::isfinite(loss_total)) {
       throw internal_error("loss became " + std::to_string(loss_total) + " at step " + std::to_string(step + 1) +
                            "; stopping (the last checkpoint is kept)");
     }
+    const double used_scale = loss_scale_;
+    if (scaling) {
+      c10::NoGradGuard no_grad;
+      for (const at::Tensor& p : optimizer_.parameters()) {
+        if (p.grad().defined()) p.grad().mul_(1.0 / loss_scale_);
+      }
+    }
     const double grad_norm = clip_grad_norm(optimizer_.parameters(), options_.max_grad_norm);
     const double lr = options_.adamw.lr * lr_multiplier(options_.schedule, step);
-    optimizer_.step(lr);
+    const bool skipped = scaling && !std::isfinite(grad_norm);
+    if (skipped) {  // overflow: no update, a smaller scale
+      loss_scale_ /= 2;
+      good_steps_ = 0;
+    } else {
+      optimizer_.step(lr);
+      if (scaling && ++good_steps_ >= options_.loss_scale_growth_interval) {
+        loss_scale_ *= 2;
+        good_steps_ = 0;
+      }
+    }
     optimizer_.zero_grad();
     step_count_ = step + 1;
     StepMetrics metrics{step_count_, loss_total, lr, grad_norm, tokens, input_tokens,
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), std::nullopt};
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), std::nullopt, 0.0, false};
+    metrics.loss_scale = used_scale;
+    metrics.skipped = skipped;
     const bool last = step_count_ == options_.max_steps;
     if (options_.validation &&
         (last || (options_.eval_every_steps > 0 && step_count_ % options_.eval_every_steps == 0))) {

@@ -66,6 +66,12 @@ struct TrainerOptions {
   ScheduleOptions schedule;
   double max_grad_norm = 1.0;  // 0: no clipping
   double max_seconds = 0;      // wall-time limit (0: none); a checkpoint is written when it ends the run
+  // float16 training: the loss is multiplied by a scale before backward and the gradients divided
+  // by it; a step whose gradients overflow is skipped and halves the scale, and every
+  // `loss_scale_growth_interval` good steps double it (torch.amp.GradScaler's rule).
+  bool dynamic_loss_scaling = false;
+  double initial_loss_scale = 65536.0;
+  int64_t loss_scale_growth_interval = 2000;
   CheckpointOptions checkpoint;
   // Validation: the mean loss over all of `validation` every `eval_every_steps` and at the end.
   BatchSource* validation = nullptr;
@@ -81,6 +87,8 @@ struct StepMetrics {
   int64_t input_tokens = 0;  // tokens the model read (padding excluded)
   double seconds = 0;
   std::optional<double> val_loss;  // when validation ran after this step
+  double loss_scale = 0;           // dynamic loss scaling: the scale used (0: none)
+  bool skipped = false;            // the gradients overflowed: no update was made
 };
 
 class Trainer {
@@ -105,6 +113,8 @@ class Trainer {
   AdamW optimizer_;
   int64_t step_count_ = 0;
   int64_t saved_step_ = -1;
+  double loss_scale_ = 0;
+  int64_t good_steps_ = 0;  // steps since the loss scale last changed
   std::string stop_reason_;
   std::string validation_start_;  // the validation source's state before its first batch
 };
