@@ -38,6 +38,7 @@ at::Tensor dora_weight_norm(const at::Tensor& weight, const at::Tensor& delta) {
 
 at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base) {
   at::Tensor result = base.forward_base(input);
+  if (merged) return result;
   // A low-precision base: the adapter path runs in float32 and its output is rounded once.
   const bool mixed = input.scalar_type() != lora_a.scalar_type();
   const at::Tensor x_full = mixed ? input.to(lora_a.scalar_type()) : input;
@@ -70,6 +71,34 @@ at::Tensor LoraAdapter::merged_delta(const Projection& base) const {
   const at::Tensor weight = base.weight.to(lora_a.scalar_type());
   const at::Tensor norm = dora_weight_norm(weight, delta);
   return (magnitude / norm).view({-1, 1}) * (weight + delta) - weight;
+}
+
+int64_t merge_adapters(CausalLM& model) {
+  c10::NoGradGuard no_grad;
+  int64_t changed = 0;
+  for (auto& [path, projection] : projections_of(model)) {
+    auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get());
+    if (!lora || lora->merged) continue;
+    lora->merged_weight_delta = lora->merged_delta(*projection).to(projection->weight.scalar_type());
+    projection->weight.add_(lora->merged_weight_delta);
+    lora->merged = true;
+    ++changed;
+  }
+  return changed;
+}
+
+int64_t unmerge_adapters(CausalLM& model) {
+  c10::NoGradGuard no_grad;
+  int64_t changed = 0;
+  for (auto& [path, projection] : projections_of(model)) {
+    auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get());
+    if (!lora || !lora->merged) continue;
+    projection->weight.sub_(lora->merged_weight_delta);
+    lora->merged_weight_delta = at::Tensor();
+    lora->merged = false;
+    ++changed;
+  }
+  return changed;
 }
 
 std::map<std::string, std::shared_ptr<Projection>> projections_of(CausalLM& model) {

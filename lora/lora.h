@@ -37,7 +37,16 @@ class LoraAdapter : public ProjectionAdapter {
   at::Tensor lora_b;     // [out, r]
   at::Tensor magnitude;  // [out], DoRA only
   bool training = false;
+  // Merged into the base weight (see merge_adapters): the projection computes W' x alone.
+  bool merged = false;
+  at::Tensor merged_weight_delta;  // what was added to the weight, in its dtype, for unmerging
 };
+
+// Folds every adapter into its base weight (W += delta) so inference runs at base speed, or
+// takes it back out (W -= the same delta: exact inverses up to one rounding). Returns how many
+// adapters changed state.
+int64_t merge_adapters(CausalLM& model);
+int64_t unmerge_adapters(CausalLM& model);
 
 struct LoadedAdapter {
   LoraSpec spec;

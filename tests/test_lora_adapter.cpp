@@ -61,17 +61,24 @@ TEST_P(PeftParity, GreedyGenerationEqualsPeft) {
             std::vector<int64_t>(reference.data_ptr<int64_t>(), reference.data_ptr<int64_t>() + reference.numel()));
 }
 
-TEST_P(PeftParity, MergedWeightsGiveTheSameLogits) {
+TEST_P(PeftParity, MergedWeightsGiveTheSameLogitsAndUnmergeRestoresTheBase) {
   at::NoGradGuard no_grad;
   const at::Tensor ids = expected_->load("input_ids");
   const at::Tensor with_adapter = loaded_.model->forward_logits(ids);
-  for (auto& [path, projection] : projections_of(*loaded_.model)) {
-    if (!projection->adapter) continue;
-    const auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get());
-    projection->weight.add_(lora->merged_delta(*projection));
-    projection->adapter.reset();
-  }
+  std::map<std::string, at::Tensor> base;
+  for (auto& [path, projection] : projections_of(*loaded_.model)) base[path] = projection->weight.clone();
+  EXPECT_GT(merge_adapters(*loaded_.model), 0);
+  EXPECT_EQ(merge_adapters(*loaded_.model), 0);  // already merged
   EXPECT_LE(relative_error(loaded_.model->forward_logits(ids), with_adapter), 1e-5);
+  bool any_changed = false;
+  for (auto& [path, projection] : projections_of(*loaded_.model)) any_changed |= !at::equal(projection->weight, base[path]);
+  EXPECT_TRUE(any_changed);
+  EXPECT_GT(unmerge_adapters(*loaded_.model), 0);
+  for (auto& [path, projection] : projections_of(*loaded_.model)) {
+    EXPECT_LE((projection->weight - base[path]).abs().max().item<double>(), 1e-6 * std::max(1.0, base[path].abs().max().item<double>()))
+        << path;
+  }
+  EXPECT_LE(relative_error(loaded_.model->forward_logits(ids), with_adapter), 1e-5);  // base weights within one rounding
 }
 
 INSTANTIATE_TEST_SUITE_P(Peft, PeftParity,
