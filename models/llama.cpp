@@ -51,13 +51,15 @@ at::Tensor rope_inverse_frequencies(const ModelConfig& config) {
 
 namespace {
 
-at::Tensor rotate_half(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+// HF's rotate_half(x) * sin = cat(-x2, x1) * cat(s1, s2) = swap_halves(x) * cat(-s1, s2): the sign
+// lives in `signed_sin` (made once per forward), and the swap is a flip whose backward is a flip,
+// not the zero-filled slice gradients of x[..., :half] (4 per layer, 3% of a full step on CPU).
+at::Tensor swap_halves(const at::Tensor& x) {
+  return x.unflatten(-1, {2, x.size(-1) / 2}).flip({-2}).flatten(-2);
 }
 
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  return x * cos + rotate_half(x) * sin;  // x [B, h, T, hd], cos/sin [B, 1, T, hd]
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin) {
+  return x * cos + swap_halves(x) * signed_sin;  // x [B, h, T, hd], cos/sin [B, 1, T, hd]
 }
 
 }  // namespace
@@ -257,7 +259,9 @@ at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const F
   const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_.to(device).view({1, 1, -1});
   const at::Tensor angles = at::cat({freqs, freqs}, -1);
   const at::Tensor cos = angles.cos().to(h.scalar_type()).unsqueeze(1);
-  const at::Tensor sin = angles.sin().to(h.scalar_type()).unsqueeze(1);
+  const at::Tensor plain_sin = angles.sin().to(h.scalar_type()).unsqueeze(1);
+  const int64_t half = plain_sin.size(-1) / 2;
+  const at::Tensor sin = at::cat({-plain_sin.narrow(-1, 0, half), plain_sin.narrow(-1, half, half)}, -1);
   bool causal = false;
   const std::optional<at::Tensor> mask =
       build_mask(config_, batch, steps, past, options, device, causal);

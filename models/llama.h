@@ -27,7 +27,7 @@ at::Tensor rope_inverse_frequencies(const ModelConfig& config);
 class LlamaAttention : public torch::nn::Module {
  public:
   explicit LlamaAttention(const ModelConfig& config);
-  // x [B, T, H], cos/sin [B, T, hd] -> [B, T, H]
+  // x [B, T, H], cos and signed sin [B, 1, T, hd] (see apply_rope) -> [B, T, H]
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      const std::optional<at::Tensor>& mask, bool causal, KVCache* cache, int64_t layer);
 
