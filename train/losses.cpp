@@ -14,17 +14,14 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Summed CE of rows [start, start + rows): returns the loss and, when asked, d(loss)/d(logits).
+// Summed CE of a chunk whose targets are all counted (causal_lm_loss drops ignored positions
+// first): returns the loss and, when asked, d(loss)/d(logits) = softmax - one_hot.
 at::Tensor chunk_loss(const at::Tensor& logits, const at::Tensor& targets, at::Tensor* grad_logits) {
-  const at::Tensor counted = targets != kIgnoreIndex;
-  const at::Tensor safe_targets = targets.masked_fill(counted.logical_not(), 0);
   const at::Tensor log_probs = at::log_softmax(logits, -1);
-  const at::Tensor picked = log_probs.gather(1, safe_targets.unsqueeze(1)).squeeze(1);
-  const at::Tensor loss = -(picked * counted.to(picked.scalar_type())).sum();
+  const at::Tensor loss = -log_probs.gather(1, targets.unsqueeze(1)).sum();
   if (grad_logits != nullptr) {
     at::Tensor grad = log_probs.exp_();  // softmax, reusing the buffer
-    grad.scatter_add_(1, safe_targets.unsqueeze(1), at::full({grad.size(0), 1}, -1.0, grad.options()));
-    grad.mul_(counted.unsqueeze(1).to(grad.scalar_type()));
+    grad.scatter_add_(1, targets.unsqueeze(1), at::full({grad.size(0), 1}, -1.0, grad.options()));
     *grad_logits = grad;
   }
   return loss;
