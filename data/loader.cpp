@@ -84,9 +84,9 @@ ScanResult scan_dataset(const ExampleSource& source, const DataPipeline& pipelin
     all.resize(static_cast<size_t>(source.size()));
     std::iota(all.begin(), all.end(), 0);
   }
-  const std::vector<int64_t>& todo = indices.empty() ? all : indices;
+  const std::vector<int64_t>& wanted = indices.empty() ? all : indices;
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(1, todo.size() / 64)));
+  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(1, wanted.size() / 64)));
   struct Chunk {
     ScanResult result;
     std::exception_ptr error;
@@ -95,13 +95,13 @@ ScanResult scan_dataset(const ExampleSource& source, const DataPipeline& pipelin
   std::vector<Chunk> chunks(static_cast<size_t>(threads));
   // Workers stop past the earliest failure seen, so the error reported is the file's first.
   std::atomic<int64_t> first_failure{INT64_MAX};
-  const size_t per_chunk = (todo.size() + chunks.size() - 1) / chunks.size();
+  const size_t per_chunk = (wanted.size() + chunks.size() - 1) / chunks.size();
   auto work = [&](size_t c) {
     Chunk& chunk = chunks[c];
-    const size_t begin = c * per_chunk, end = std::min(todo.size(), begin + per_chunk);
+    const size_t begin = c * per_chunk, end = std::min(wanted.size(), begin + per_chunk);
     for (size_t position = begin; position < end; ++position) {
       if (static_cast<int64_t>(position) > first_failure.load()) return;
-      const int64_t index = todo[position];
+      const int64_t index = wanted[position];
       DatasetStats& stats = chunk.result.stats;
       ++stats.examples;
       EncodedExample encoded;
