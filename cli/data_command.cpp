@@ -8,9 +8,7 @@
 
 #include <iostream>
 
-#include "cli/text_commands.h"
 #include "data/dataset.h"
-#include "finetune/sft_run.h"
 #include "io/error.h"
 #include "train/recipe.h"
 
@@ -63,13 +61,10 @@ int run_data(const ParsedArgs& args) {
     recipe.data.prompt_template = args.get_or("prompt-template", recipe.data.prompt_template);
     recipe.tokenizer.chat_template = args.get_or("template", "");
   }
-  const data::FormatOptions format = data::format_options(recipe.data);
-  const bool need_template = format.format == data::ExampleFormat::kChat || format.prompt_template == "chat";
-  const std::string tokenizer_path = expand_home(recipe.tokenizer.path.empty() ? recipe.model.path : recipe.tokenizer.path);
-  TextSide side = load_text_side(tokenizer_path, recipe.tokenizer.chat_template, need_template);
-  const chat::ChatTemplate* chat_template = side.chat_template ? &*side.chat_template : nullptr;
-  const data::ExampleEncoder encoder(*side.tokenizer, chat_template, data::encode_options(recipe.data));
-  const data::DataPipeline pipeline(format, encoder);
+  const data::RecipeText text = data::load_recipe_text(recipe);
+  const chat::ChatTemplate* chat_template = text.template_or_null();
+  const data::ExampleEncoder encoder(*text.tokenizer, chat_template, data::encode_options(recipe.data));
+  const data::DataPipeline pipeline(data::format_options(recipe.data), encoder);
 
   if (args.has("json")) {
     // Every example in file order, as training would see it before packing.
@@ -118,7 +113,7 @@ int run_data(const ParsedArgs& args) {
   std::cout << "\nexample " << shown << " (" << location << ", " << sequence.ids.size() << " tokens, "
             << sequence.trained_tokens() << " trained; "
             << (colour ? "trained text in green" : "trained text in [[...]]") << "):\n"
-            << render_marked(*side.tokenizer, sequence, colour) << "\n";
+            << render_marked(*text.tokenizer, sequence, colour) << "\n";
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "io/error.h"
+#include "io/text.h"
 
 namespace retort::data {
 
@@ -20,6 +21,20 @@ FormatOptions format_options(const DataSection& section) {
     throw bad_input("a custom prompt_template needs an {instruction} placeholder").key("data.prompt_template");
   }
   return options;
+}
+
+RecipeText load_recipe_text(const Recipe& recipe) {
+  const std::string path = expand_home(recipe.tokenizer.path.empty() ? recipe.model.path : recipe.tokenizer.path);
+  if (path.empty()) throw bad_input("no tokenizer: set model.path or tokenizer.path").key("model.path");
+  RecipeText text;
+  text.tokenizer = load_tokenizer(path);
+  const FormatOptions format = format_options(recipe.data);
+  if (!recipe.tokenizer.chat_template.empty()) {
+    text.chat_template = chat::ChatTemplate::by_name(recipe.tokenizer.chat_template);
+  } else if (format.format == ExampleFormat::kChat || format.prompt_template == "chat") {
+    text.chat_template = chat::ChatTemplate::detect(chat::load_chat_template_source(path));
+  }
+  return text;
 }
 
 EncodeOptions encode_options(const DataSection& section) {

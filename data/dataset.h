@@ -12,6 +12,15 @@
 namespace retort::data {
 
 FormatOptions format_options(const DataSection& section);
+
+// A recipe's tokenizer (tokenizer.path, else model.path) and chat template (tokenizer.chat_template
+// by name, else recognised from the model's own template when the data needs one).
+struct RecipeText {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::optional<chat::ChatTemplate> chat_template;
+  const chat::ChatTemplate* template_or_null() const { return chat_template ? &*chat_template : nullptr; }
+};
+RecipeText load_recipe_text(const Recipe& recipe);
 EncodeOptions encode_options(const DataSection& section);
 
 struct DatasetSplit {

@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "finetune/sft_step.h"
 #include "io/error.h"
+#include "io/text.h"
 #include "lora/lora.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
@@ -16,13 +17,6 @@
 
 namespace retort {
 namespace fs = std::filesystem;
-
-std::string expand_home(const std::string& path) {
-  if (path.rfind("~/", 0) == 0) {
-    if (const char* home = std::getenv("HOME")) return std::string(home) + path.substr(1);
-  }
-  return path;
-}
 
 namespace {
 
@@ -88,19 +82,11 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   if (model_path.empty()) throw bad_input("no model: set model.path").key("model.path");
   if (!fs::exists(model_path)) throw bad_input("the model path does not exist").file(model_path).key("model.path");
 
-  // Text side: the tokenizer and chat template (by name, or recognised from the model's files).
-  const std::string tokenizer_path = recipe.tokenizer.path.empty() ? model_path : expand_home(recipe.tokenizer.path);
-  const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(tokenizer_path);
-  const data::FormatOptions format = data::format_options(recipe.data);
-  std::optional<chat::ChatTemplate> chat_template;
-  if (!recipe.tokenizer.chat_template.empty()) {
-    chat_template = chat::ChatTemplate::by_name(recipe.tokenizer.chat_template);
-  } else if (format.format == data::ExampleFormat::kChat || format.prompt_template == "chat") {
-    chat_template = chat::ChatTemplate::detect(chat::load_chat_template_source(tokenizer_path));
-  }
-  const data::ExampleEncoder encoder(*tokenizer, chat_template ? &*chat_template : nullptr,
-                                     data::encode_options(recipe.data));
-  const data::DataPipeline pipeline(format, encoder);
+  const data::RecipeText text = data::load_recipe_text(recipe);
+  const Tokenizer* tokenizer = text.tokenizer.get();
+  const chat::ChatTemplate* chat_template = text.template_or_null();
+  const data::ExampleEncoder encoder(*tokenizer, chat_template, data::encode_options(recipe.data));
+  const data::DataPipeline pipeline(data::format_options(recipe.data), encoder);
   const uint64_t seed = static_cast<uint64_t>(recipe.training.seed);
   const data::PreparedData prepared = data::prepare_data(recipe.data, pipeline, seed);
   info("data: " + recipe.data.train + (chat_template ? " (template " + chat_template->name() + ")" : std::string()));

@@ -29,7 +29,4 @@ struct RunOutcome {
 // `recipe_yaml`: the resolved recipe, stored with every checkpoint.
 RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, const RunEvents& events);
 
-// "~/x" -> "$HOME/x".
-std::string expand_home(const std::string& path);
-
 }  // namespace retort

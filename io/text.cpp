@@ -1,5 +1,7 @@
 #include "io/text.h"
 
+#include <cstdlib>
+
 #include <algorithm>
 
 namespace retort {
@@ -53,6 +55,13 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
     out += parts[i];
   }
   return out;
+}
+
+std::string expand_home(const std::string& path) {
+  if (path.rfind("~/", 0) == 0) {
+    if (const char* home = std::getenv("HOME")) return std::string(home) + path.substr(1);
+  }
+  return path;
 }
 
 }  // namespace retort

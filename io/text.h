@@ -18,6 +18,9 @@ std::string nearest_match(std::string_view word, const std::vector<std::string>&
 // "[2, 3, 4]" for messages about tensor shapes.
 std::string shape_text(const std::vector<int64_t>& shape);
 
+// "~/x" -> "$HOME/x" (recipes and flags name model paths under the home directory).
+std::string expand_home(const std::string& path);
+
 // "a, b, c"
 std::string join(const std::vector<std::string>& parts, std::string_view separator);
 

@@ -51,17 +51,14 @@ class SentencePieceTokenizer final : public Tokenizer {
     size_t start = 0;
     // Each special string's next occurrence, searched again only once the cursor passes it
     // (vocabularies such as Mistral v3 have hundreds of control tokens).
-    std::vector<size_t> next_at(special_strings_.size(), 0);
-    std::vector<bool> searched(special_strings_.size(), false);
+    std::vector<size_t> next_at;
+    for (const auto& [piece, id] : special_strings_) next_at.push_back(valid.find(piece));
     while (start < valid.size()) {
       size_t best_at = std::string::npos, best_len = 0;
       TokenId best_id = -1;
       for (size_t k = 0; k < special_strings_.size(); ++k) {
         const auto& [piece, id] = special_strings_[k];
-        if (!searched[k] || (next_at[k] != std::string::npos && next_at[k] < start)) {
-          next_at[k] = valid.find(piece, start);
-          searched[k] = true;
-        }
+        if (next_at[k] != std::string::npos && next_at[k] < start) next_at[k] = valid.find(piece, start);
         const size_t at = next_at[k];
         if (at < best_at || (at == best_at && at != std::string::npos && piece.size() > best_len)) {
           best_at = at;
