@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/data_command.h"
+#include "cli/export_command.h"
 #include "cli/model_commands.h"
 #include "cli/run_command.h"
 #include "cli/text_commands.h"
@@ -30,8 +31,7 @@ std::vector<CommandSpec> build_table() {
       logits_command(),
       tokenize_command(),
       data_command(),
-      {"export", "Export to HF safetensors, a PEFT adapter, GGUF or a GGUF LoRA adapter.",
-       "retort export --model M [--adapter A] --format hf|peft|gguf|gguf-lora --out PATH [options]", {}, 0, 0, {}},
+      export_command(),
       {"cache-teacher", "Run a teacher once over a dataset and store its top-k log-probs for distillation.",
        "retort cache-teacher RECIPE.yaml [key.path=value ...]", {}, 1, -1, {}},
       {"bench", "Benchmarks of Retort's kernels and training steps on this machine.",

@@ -330,15 +330,16 @@ at::Tensor SafetensorsCheckpoint::load(const std::string& name, std::optional<at
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, std::optional<at::ScalarType> dtype) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   std::set<std::string> names;
   for (const auto& [name, tensor] : tensors) {
     if (!names.insert(name).second) throw internal_error("duplicate tensor name").file(path).tensor(name);
-    const uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
-    header[name] = {{"dtype", safetensors_dtype_name(tensor.scalar_type())},
+    const at::ScalarType type = dtype.value_or(tensor.scalar_type());
+    const uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * c10::elementSize(type);
+    header[name] = {{"dtype", safetensors_dtype_name(type)},
                     {"shape", tensor.sizes().vec()},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
@@ -351,7 +352,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   file.write(size_bytes, 8);
   file.write(header_text);
   for (const auto& [name, tensor] : tensors) {
-    const at::Tensor host = tensor.detach().to(at::kCPU).contiguous();
+    // One tensor at a time: converted (when asked) and copied to CPU only while it is written.
+    const at::Tensor host = tensor.detach().to(at::kCPU).to(dtype.value_or(tensor.scalar_type())).contiguous();
     file.write(host.data_ptr(), static_cast<size_t>(host.numel()) * host.element_size());
   }
   file.commit();
@@ -359,12 +361,13 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 
 std::vector<std::string> write_sharded_safetensors(
     const std::string& directory, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-    uint64_t max_shard_bytes, const std::string& stem) {
+    uint64_t max_shard_bytes, const std::string& stem, std::optional<at::ScalarType> dtype) {
   namespace fs = std::filesystem;
   std::vector<std::vector<size_t>> shards(1);
   uint64_t shard_bytes = 0, total_bytes = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const uint64_t bytes = static_cast<uint64_t>(tensors[i].second.numel()) * tensors[i].second.element_size();
+    const uint64_t bytes = static_cast<uint64_t>(tensors[i].second.numel()) *
+                           c10::elementSize(dtype.value_or(tensors[i].second.scalar_type()));
     if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
       shards.emplace_back();
       shard_bytes = 0;
@@ -377,7 +380,7 @@ std::vector<std::string> write_sharded_safetensors(
   std::vector<std::string> written;
   if (shards.size() == 1) {
     written.push_back(stem + ".safetensors");
-    write_safetensors((fs::path(directory) / written.back()).string(), tensors);
+    write_safetensors((fs::path(directory) / written.back()).string(), tensors, {{"format", "pt"}}, dtype);
     return written;
   }
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
@@ -390,7 +393,7 @@ std::vector<std::string> write_sharded_safetensors(
       shard_tensors.push_back(tensors[index]);
       weight_map[tensors[index].first] = written.back();
     }
-    write_safetensors((fs::path(directory) / written.back()).string(), shard_tensors);
+    write_safetensors((fs::path(directory) / written.back()).string(), shard_tensors, {{"format", "pt"}}, dtype);
   }
   nlohmann::ordered_json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
   write_file_atomic((fs::path(directory) / (stem + ".safetensors.index.json")).string(), index.dump(2) + "\n");

@@ -72,9 +72,11 @@ class SafetensorsCheckpoint {
 };
 
 // Writes tensors (any device, any supported dtype) in the given order to one file,
-// atomically. Each tensor is copied to CPU one at a time while writing.
+// atomically. Each tensor is copied to CPU (and converted to `dtype` when given) one at a time
+// while writing, so writing never holds a second copy of the model.
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}},
+                       std::optional<at::ScalarType> dtype = std::nullopt);
 
 // HF-style sharding into `directory`: model.safetensors when everything fits in
 // `max_shard_bytes`, else model-0000i-of-0000n.safetensors plus model.safetensors.index.json
@@ -82,6 +84,6 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 // its own shard). Returns the file names written.
 std::vector<std::string> write_sharded_safetensors(
     const std::string& directory, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-    uint64_t max_shard_bytes, const std::string& stem = "model");
+    uint64_t max_shard_bytes, const std::string& stem = "model", std::optional<at::ScalarType> dtype = std::nullopt);
 
 }  // namespace retort

@@ -183,6 +183,64 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
   return config;
 }
 
+std::string hf_config_json(const ModelConfig& config, const std::string& dtype_name) {
+  const bool qwen2 = config.architecture == "Qwen2ForCausalLM";
+  const bool mistral = config.architecture == "MistralForCausalLM";
+  nlohmann::ordered_json json;
+  json["architectures"] = {config.architecture};
+  json["model_type"] = qwen2 ? "qwen2" : (mistral ? "mistral" : "llama");
+  json["vocab_size"] = config.vocab_size;
+  json["hidden_size"] = config.hidden_size;
+  json["intermediate_size"] = config.intermediate_size;
+  json["num_hidden_layers"] = config.num_hidden_layers;
+  json["num_attention_heads"] = config.num_attention_heads;
+  json["num_key_value_heads"] = config.num_key_value_heads;
+  json["head_dim"] = config.head_dim;
+  json["max_position_embeddings"] = config.max_position_embeddings;
+  json["rms_norm_eps"] = config.rms_norm_eps;
+  json["hidden_act"] = "silu";
+  json["rope_theta"] = config.rope.theta;
+  if (config.rope.type == "llama3") {
+    json["rope_scaling"] = {{"rope_type", "llama3"},
+                            {"factor", config.rope.factor},
+                            {"low_freq_factor", config.rope.low_freq_factor},
+                            {"high_freq_factor", config.rope.high_freq_factor},
+                            {"original_max_position_embeddings", config.rope.original_max_position_embeddings}};
+  } else if (config.rope.type == "linear") {
+    json["rope_scaling"] = {{"rope_type", "linear"}, {"factor", config.rope.factor}};
+  } else if (config.rope.type != "default") {
+    throw bad_input("rope type '" + config.rope.type +
+                    "' (per-frequency divisors from a GGUF rope_freqs tensor) has no config.json form; export "
+                    "from the original HF checkpoint instead")
+        .key("rope");
+  }
+  json["tie_word_embeddings"] = config.tie_word_embeddings;
+  if (qwen2) {
+    json["use_sliding_window"] = config.sliding_window.has_value();
+    if (config.sliding_window) json["sliding_window"] = *config.sliding_window;
+  } else {
+    json["attention_bias"] = config.attention_bias;
+    json["mlp_bias"] = config.mlp_bias;
+    if (mistral) json["sliding_window"] = config.sliding_window ? nlohmann::ordered_json(*config.sliding_window) : nullptr;
+  }
+  if (config.bos_token_id) json["bos_token_id"] = *config.bos_token_id;
+  if (!config.eos_token_ids.empty()) json["eos_token_id"] = config.eos_token_ids.front();
+  if (config.pad_token_id) json["pad_token_id"] = *config.pad_token_id;
+  json["torch_dtype"] = dtype_name;
+  json["dtype"] = dtype_name;
+  json["use_cache"] = true;
+  return json.dump(2) + "\n";
+}
+
+std::string hf_generation_config_json(const ModelConfig& config, const std::vector<int64_t>& eos_token_ids) {
+  nlohmann::ordered_json json;
+  if (config.bos_token_id) json["bos_token_id"] = *config.bos_token_id;
+  if (eos_token_ids.size() == 1) json["eos_token_id"] = eos_token_ids.front();
+  if (eos_token_ids.size() > 1) json["eos_token_id"] = eos_token_ids;
+  if (config.pad_token_id) json["pad_token_id"] = *config.pad_token_id;
+  return json.dump(2) + "\n";
+}
+
 ModelConfig load_hf_config(const std::string& model_dir) {
   namespace fs = std::filesystem;
   const std::string config_path = (fs::path(model_dir) / "config.json").string();

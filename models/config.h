@@ -50,6 +50,13 @@ struct ModelConfig {
   std::string summary() const;  // one line for logs
 };
 
+// config.json text for `config` (transformers' field names, legacy rope keys, which v4 and v5
+// both read), with `dtype_name` ("float32", "bfloat16", ...) as torch_dtype/dtype. bad_input when
+// the config cannot be said in HF terms (GGUF rope frequency divisors without their parameters).
+std::string hf_config_json(const ModelConfig& config, const std::string& dtype_name);
+// generation_config.json text: BOS, PAD and every EOS id (end-of-turn tokens included).
+std::string hf_generation_config_json(const ModelConfig& config, const std::vector<int64_t>& eos_token_ids);
+
 // Reads DIR/config.json and, when present, DIR/generation_config.json (for EOS ids).
 ModelConfig load_hf_config(const std::string& model_dir);
 // Parses the text of a config.json; `source` names the file in errors.

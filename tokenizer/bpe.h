@@ -88,6 +88,8 @@ class BpeTokenizer final : public Tokenizer {
 
 // Loaders (bpe_loaders.cpp).
 std::unique_ptr<Tokenizer> load_bpe_tokenizer_json(const std::string& path);
+// The parsed form of a byte-level BPE tokenizer.json (what load_bpe_tokenizer_json runs).
+BpeSpec bpe_spec_from_tokenizer_json(const std::string& path);
 std::unique_ptr<Tokenizer> load_tiktoken(const std::string& path);
 // Whether the tokenizer.json at path describes a byte-level BPE this file implements.
 bool is_byte_level_bpe_json(const std::string& path);

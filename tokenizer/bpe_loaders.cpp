@@ -9,6 +9,7 @@
 
 #include "io/error.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/patterns.h"
 #include "tokenizer/unicode.h"
 
 namespace retort::tok {
@@ -16,13 +17,6 @@ namespace retort::tok {
 namespace {
 
 using nlohmann::json;
-
-// GPT-2's regex, used by ByteLevel with use_regex true (formats.md §6.3).
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-// Llama 3 (tiktoken cl100k-style), from Meta's tokenizer.py.
-constexpr const char* kLlama3Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -71,6 +65,10 @@ bool add_pre_tokenizer(const json& node, BpeSpec& spec, const std::string& path)
                                              : quote_regex(pattern.at("String").get<std::string>());
     step.behavior = parse_behavior(node.value("behavior", "Isolated"), path);
     spec.splits.push_back(step);
+    return false;
+  }
+  if (type == "Digits") {  // HF splits digits off (one by one with individual_digits)
+    spec.splits.push_back({node.value("individual_digits", false) ? kDigitPattern : kDigitRunPattern, SplitBehavior::kIsolated});
     return false;
   }
   if (type == "ByteLevel") {
@@ -157,7 +155,7 @@ bool is_byte_level_bpe_json(const std::string& path) {
   return dump.find("\"ByteLevel\"") != std::string::npos;
 }
 
-std::unique_ptr<Tokenizer> load_bpe_tokenizer_json(const std::string& path) {
+BpeSpec bpe_spec_from_tokenizer_json(const std::string& path) {
   const json root = parse_json(path);
   try {
     const json& model = root.at("model");
@@ -199,10 +197,14 @@ std::unique_ptr<Tokenizer> load_bpe_tokenizer_json(const std::string& path) {
     }
     add_post_processor(root.value("post_processor", json()), spec, path);
     guess_special_ids(spec, ids);
-    return std::make_unique<BpeTokenizer>(std::move(spec));
+    return spec;
   } catch (const json::exception& e) {
     throw bad_input(std::string("malformed tokenizer.json: ") + e.what()).file(path);
   }
+}
+
+std::unique_ptr<Tokenizer> load_bpe_tokenizer_json(const std::string& path) {
+  return std::make_unique<BpeTokenizer>(bpe_spec_from_tokenizer_json(path));
 }
 
 namespace {

@@ -1,0 +1,240 @@
+// GGUF models and GGUF LoRA adapters for llama.cpp and Ollama: metadata as llama.cpp's converter
+// writes it (formats.md §3.4, §3.5, §3.9), HF -> GGUF tensor names from the model family, the Q/K
+// row permutation for arch llama, rope_freqs for Llama 3.1 scaling, tensor types per --quant.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <ostream>
+
+#include "export/gguf_writer.h"
+#include "export/quantize.h"
+#include "export/writers.h"
+#include "io/error.h"
+#include "io/gguf.h"
+#include "models/llama.h"
+#include "tokenizer/vocab_files.h"
+
+namespace retort {
+namespace {
+
+std::vector<int64_t> gguf_dims(at::IntArrayRef shape) { return std::vector<int64_t>(shape.rbegin(), shape.rend()); }
+
+// One output tensor: where its values come from and how they are written.
+struct GgufTensorJob {
+  PlannedTensor planned;
+  std::vector<int64_t> ne;
+  GgmlType type;
+  std::function<at::Tensor()> values;  // float32, PyTorch shape, contiguous
+};
+
+ExportPlan plan_of(const std::vector<GgufTensorJob>& jobs, const std::string& file) {
+  ExportPlan plan;
+  plan.files.push_back(file);
+  for (const GgufTensorJob& job : jobs) {
+    plan.tensors.push_back(job.planned);
+    plan.total_bytes += job.planned.bytes;
+    if (!job.planned.note.empty()) plan.warnings.push_back(job.planned.name + ": " + job.planned.note);
+  }
+  return plan;
+}
+
+void add_job(std::vector<GgufTensorJob>& jobs, const std::string& name, const std::string& source,
+             std::vector<int64_t> ne, GgmlType type, std::string note, std::function<at::Tensor()> values) {
+  int64_t elements = 1;
+  for (int64_t n : ne) elements *= n;
+  PlannedTensor planned{name, source, ne, ggml_type_name(type), ggml_row_bytes(type, elements), std::move(note)};
+  jobs.push_back({std::move(planned), std::move(ne), type, std::move(values)});
+}
+
+void write_jobs(GgufWriter& writer, const std::vector<GgufTensorJob>& jobs, std::ostream& log) {
+  for (const GgufTensorJob& job : jobs) writer.add_tensor(job.planned.name, job.ne, job.type);
+  std::vector<uint8_t> buffer;
+  for (const GgufTensorJob& job : jobs) {
+    const at::Tensor values = job.values().to(at::kFloat).contiguous();
+    buffer.resize(job.planned.bytes);
+    quantize_from_float(job.type, values.data_ptr<float>(), values.numel(), buffer.data());
+    writer.write_tensor_data(job.planned.name, buffer.data(), buffer.size());
+  }
+  writer.commit();
+  log << "wrote " << writer.path() << " (" << jobs.size() << " tensors, " << writer.bytes_written() / 1e6 << " MB)\n";
+}
+
+// Llama 3.1-style rope scaling as llama.cpp stores it: per-frequency divisors [hd/2].
+std::optional<at::Tensor> rope_frequency_divisors(const ModelConfig& config) {
+  if (!config.rope.frequency_divisors.empty()) return at::tensor(config.rope.frequency_divisors, at::kFloat);
+  if (config.rope.type != "llama3") return std::nullopt;
+  ModelConfig plain = config;
+  plain.rope.type = "default";
+  return rope_inverse_frequencies(plain) / rope_inverse_frequencies(config);
+}
+
+void write_architecture_metadata(GgufWriter& writer, const CausalLM& model) {
+  const ModelConfig& config = model.config();
+  const std::string arch = model.gguf_architecture();
+  auto key = [&](const std::string& suffix) { return arch + "." + suffix; };
+  writer.set_u32(key("context_length"), static_cast<uint32_t>(config.max_position_embeddings));
+  writer.set_u32(key("embedding_length"), static_cast<uint32_t>(config.hidden_size));
+  writer.set_u32(key("block_count"), static_cast<uint32_t>(config.num_hidden_layers));
+  writer.set_u32(key("feed_forward_length"), static_cast<uint32_t>(config.intermediate_size));
+  writer.set_u32(key("attention.head_count"), static_cast<uint32_t>(config.num_attention_heads));
+  writer.set_u32(key("attention.head_count_kv"), static_cast<uint32_t>(config.num_key_value_heads));
+  writer.set_f32(key("attention.layer_norm_rms_epsilon"), static_cast<float>(config.rms_norm_eps));
+  writer.set_f32(key("rope.freq_base"), static_cast<float>(config.rope.theta));
+  writer.set_u32(key("rope.dimension_count"), static_cast<uint32_t>(config.head_dim));
+  writer.set_u32(key("attention.key_length"), static_cast<uint32_t>(config.head_dim));
+  writer.set_u32(key("attention.value_length"), static_cast<uint32_t>(config.head_dim));
+  writer.set_u32(key("vocab_size"), static_cast<uint32_t>(config.vocab_size));
+  if (config.rope.type == "linear") {
+    writer.set_string(key("rope.scaling.type"), "linear");
+    writer.set_f32(key("rope.scaling.factor"), static_cast<float>(config.rope.factor));
+  }
+}
+
+template <class T>
+GgufValue array_value(std::vector<T> items) {
+  return GgufValue{GgufArray{std::move(items)}};
+}
+
+void write_tokenizer_metadata(GgufWriter& writer, const ExportContext& context) {
+  const ModelConfig& config = context.model->config();
+  if (context.source_gguf) {
+    // llama.cpp's own metadata: carried over verbatim, so the runtime sees what it saw before.
+    for (const std::string& key : context.source_gguf->keys()) {
+      if (key.rfind("tokenizer.", 0) != 0) continue;
+      if (key == "tokenizer.chat_template" && context.chat_template) continue;
+      writer.set(key, *context.source_gguf->find(key));
+    }
+  } else {
+    const tok::VocabularyRecord vocab = tok::vocabulary_from_hf_dir(context.options.model_path, config.vocab_size);
+    if (static_cast<int64_t>(vocab.tokens.size()) != config.vocab_size) {
+      throw bad_input("the tokenizer has " + std::to_string(vocab.tokens.size()) + " tokens but the model's vocab_size is " +
+                      std::to_string(config.vocab_size) + "; llama.cpp needs one token per embedding row")
+          .file(vocab.source);
+    }
+    writer.set_string("tokenizer.ggml.model", vocab.model);
+    writer.set_string("tokenizer.ggml.pre", vocab.pre);
+    writer.set("tokenizer.ggml.tokens", array_value(vocab.tokens));
+    if (!vocab.scores.empty()) writer.set("tokenizer.ggml.scores", array_value(vocab.scores));
+    writer.set("tokenizer.ggml.token_type", array_value(vocab.types));
+    if (!vocab.merges.empty()) writer.set("tokenizer.ggml.merges", array_value(vocab.merges));
+    const std::pair<const char*, std::optional<TokenId>> ids[] = {
+        {"tokenizer.ggml.bos_token_id", vocab.ids.bos}, {"tokenizer.ggml.eos_token_id", vocab.ids.eos},
+        {"tokenizer.ggml.unknown_token_id", vocab.ids.unk}, {"tokenizer.ggml.padding_token_id", vocab.ids.pad},
+        {"tokenizer.ggml.eot_token_id", vocab.ids.eot}};
+    for (const auto& [key, id] : ids) {
+      if (id) writer.set_u32(key, static_cast<uint32_t>(*id));
+    }
+    writer.set_bool("tokenizer.ggml.add_bos_token", vocab.add_bos);
+    writer.set_bool("tokenizer.ggml.add_eos_token", vocab.add_eos);
+    if (vocab.add_space_prefix) writer.set_bool("tokenizer.ggml.add_space_prefix", *vocab.add_space_prefix);
+  }
+  if (context.chat_template) writer.set_string("tokenizer.chat_template", *context.chat_template);
+}
+
+}  // namespace
+
+at::Tensor permute_for_gguf(const at::Tensor& weight, int64_t heads) {
+  const auto shape = weight.sizes().vec();
+  const int64_t half = shape[0] / heads / 2;
+  std::vector<int64_t> split = {heads, 2, half};
+  split.insert(split.end(), shape.begin() + 1, shape.end());
+  return weight.reshape(split).transpose(1, 2).reshape(shape).contiguous();
+}
+
+ExportPlan export_gguf_model(const ExportContext& context, bool write, std::ostream& log) {
+  const CausalLM& model = *context.model;
+  const ModelConfig& config = model.config();
+  const QuantScheme scheme = parse_quant_scheme(context.options.quant.empty() ? "f16" : context.options.quant);
+  const std::string arch = model.gguf_architecture();
+  QuantContext quant_context{config.num_hidden_layers, !config.tie_word_embeddings,
+                             arch == "llama" && config.num_hidden_layers == 80};
+  std::vector<GgufTensorJob> jobs;
+  if (const auto divisors = rope_frequency_divisors(config)) {
+    const at::Tensor values = *divisors;
+    add_job(jobs, "rope_freqs.weight", "(rope scaling)", {values.numel()}, GgmlType::F32, "", [values] { return values; });
+  }
+  for (const auto& item : context.model->named_parameters()) {
+    const std::string& hf_name = item.key();
+    const at::Tensor parameter = item.value();
+    const std::string name = model.gguf_tensor_name(hf_name);
+    const std::vector<int64_t> ne = gguf_dims(parameter.sizes());
+    const TensorTypeChoice choice = choose_tensor_type(scheme, name, ne, quant_context);
+    const std::optional<int64_t> heads = model.gguf_permuted_heads(hf_name);
+    add_job(jobs, name, hf_name, ne, choice.type, choice.fallback_note, [parameter, heads] {
+      const at::Tensor value = parameter.detach().to(at::kFloat);
+      return heads ? permute_for_gguf(value, *heads) : value.contiguous();
+    });
+  }
+  if (config.sliding_window) {
+    log << "warning: the model's sliding window (" << *config.sliding_window
+        << ") is not expressed in GGUF for arch " << arch << "; llama.cpp attends to the full context\n";
+  }
+  ExportPlan plan = plan_of(jobs, context.options.out);
+  if (context.options.modelfile) plan.files.push_back(context.options.out + ".Modelfile");
+  if (!write) return plan;
+
+  GgufWriter writer(context.options.out);
+  writer.set_string("general.architecture", arch);
+  writer.set_string("general.type", "model");
+  writer.set_string("general.name", context.model_name);
+  writer.set_u32("general.file_type", quant_scheme_file_type(scheme));
+  writer.set_u32("general.quantization_version", 2);
+  write_architecture_metadata(writer, model);
+  write_tokenizer_metadata(writer, context);
+  write_jobs(writer, jobs, log);
+  return plan;
+}
+
+ExportPlan export_gguf_lora(const ExportContext& context, bool write, std::ostream& log) {
+  if (!context.adapter) throw bad_input("gguf-lora needs --adapter (a PEFT LoRA adapter directory)");
+  const LoraSpec& spec = context.adapter->spec;
+  if (spec.use_dora) {
+    throw bad_input("llama.cpp cannot apply DoRA adapters (no magnitude vectors in GGUF LoRA); export the merged "
+                    "model with --format gguf instead")
+        .file(context.options.adapter_path);
+  }
+  const QuantScheme scheme = parse_quant_scheme(context.options.quant.empty() ? "f32" : context.options.quant);
+  if (scheme != QuantScheme::kF32 && scheme != QuantScheme::kF16 && scheme != QuantScheme::kBF16 &&
+      scheme != QuantScheme::kQ8_0) {
+    throw bad_input("GGUF LoRA adapters are written as f32, f16, bf16 or q8_0 (llama.cpp's converter choices), not " +
+                    quant_scheme_name(scheme))
+        .key("quant");
+  }
+  CausalLM& model = *context.model;
+  std::vector<GgufTensorJob> jobs;
+  for (const auto& [path, projection] : projections_of(model)) {
+    const auto* lora = dynamic_cast<const LoraAdapter*>(projection->adapter.get());
+    if (lora == nullptr) continue;
+    const std::string hf_weight = path + ".weight";
+    const std::string base = model.gguf_tensor_name(hf_weight);
+    const std::optional<int64_t> heads = model.gguf_permuted_heads(hf_weight);
+    const at::Tensor a = lora->lora_a.detach();  // [r, in]  -> ne [in, r]
+    const at::Tensor b = lora->lora_b.detach();  // [out, r] -> ne [r, out], rows permuted like the base
+    for (const auto& [suffix, tensor, permute] :
+         {std::tuple{".lora_a", a, false}, std::tuple{".lora_b", b, heads.has_value()}}) {
+      const std::vector<int64_t> ne = gguf_dims(tensor.sizes());
+      TensorTypeChoice choice = choose_tensor_type(scheme, base, ne, {});
+      const int64_t head_count = heads.value_or(0);
+      add_job(jobs, base + suffix, path + (suffix == std::string(".lora_a") ? ".lora_A.weight" : ".lora_B.weight"), ne,
+              choice.type, choice.fallback_note, [tensor = tensor, permute = permute, head_count] {
+                const at::Tensor value = tensor.to(at::kFloat);
+                return permute ? permute_for_gguf(value, head_count) : value.contiguous();
+              });
+    }
+  }
+  if (jobs.empty()) throw bad_input("the adapter holds no LoRA weights").file(context.options.adapter_path);
+  ExportPlan plan = plan_of(jobs, context.options.out);
+  if (!write) return plan;
+  GgufWriter writer(context.options.out);
+  writer.set_string("general.architecture", model.gguf_architecture());
+  writer.set_string("general.type", "adapter");
+  writer.set_string("general.name", context.model_name);
+  writer.set_string("adapter.type", "lora");
+  // llama.cpp scales by alpha / rank; rsLoRA's alpha / sqrt(rank) is alpha * sqrt(rank) / rank.
+  const double alpha = spec.use_rslora ? spec.alpha * std::sqrt(static_cast<double>(spec.rank)) : spec.alpha;
+  writer.set_f32("adapter.lora.alpha", static_cast<float>(alpha));
+  write_jobs(writer, jobs, log);
+  return plan;
+}
+
+}  // namespace retort
