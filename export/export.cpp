@@ -132,7 +132,13 @@ std::string describe_plan(const ExportPlan& plan, const ExportOptions& options) 
 ExportResult run_export(const ExportOptions& options, std::ostream& log) {
   const auto start = std::chrono::steady_clock::now();
   check_request(options);
-  LoadedModel loaded = load_model(options.model_path, LoadOptions{});
+  LoadedModel loaded;
+  if (options.trained_model) {
+    options.trained_model->to(at::kCPU, at::kFloat);
+    loaded = {options.trained_model, options.model_path, is_gguf_path(options.model_path)};
+  } else {
+    loaded = load_model(options.model_path, LoadOptions{});
+  }
   ExportContext context{options, loaded.model, std::nullopt, nullptr, chosen_chat_template(options),
                         default_model_name(options)};
   if (loaded.from_gguf) context.source_gguf = GgufFile::open(options.model_path);

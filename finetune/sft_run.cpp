@@ -2,11 +2,14 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <filesystem>
 #include <fstream>
 
 #include "data/dataset.h"
+#include "export/export.h"
 #include "finetune/sft_step.h"
 #include "io/error.h"
 #include "io/text.h"
@@ -29,10 +32,57 @@ void check_supported(const Recipe& recipe) {
   }
   if (recipe.optimizer.name != "adamw") throw bad_input("only adamw is available").key("optimizer.name");
   for (const std::string& format : recipe.exports.formats) {
-    if (format != "peft") {
-      throw bad_input("exporting " + format + " at the end of a run is not implemented yet (peft is)").key("export.formats");
+    if ((format == "peft" || format == "gguf-lora") && !recipe.lora.enabled) {
+      throw bad_input("a " + format + " export needs lora.enabled").key("export.formats");
     }
-    if (!recipe.lora.enabled) throw bad_input("a peft export needs lora.enabled").key("export.formats");
+  }
+}
+
+// The Jinja template an export stores: tokenizer.chat_template when it is a file, the model's own
+// when the recipe names the model's own format. A built-in name for another format has no Jinja
+// source here, and a model that answers in one format while its files announce another would
+// be garbled by every runtime, so that is refused before training starts.
+std::string export_chat_template(const Recipe& recipe, const std::string& model_path) {
+  const std::string& chosen = recipe.tokenizer.chat_template;
+  if (chosen.empty() || fs::exists(expand_home(chosen))) return chosen.empty() ? "" : expand_home(chosen);
+  std::optional<std::string> own;
+  try {
+    own = chat::detect_chat_template_name(chat::load_chat_template_source(model_path));
+  } catch (const Error&) {
+  }
+  if (own && *own == chosen) return "";
+  throw bad_input("exporting " + recipe.exports.formats.front() + " stores the chat template as Jinja, but '" + chosen +
+                  "' is a built-in name, not the model's own template; give tokenizer.chat_template as a .jinja "
+                  "file (or drop the export)")
+      .key("tokenizer.chat_template");
+}
+
+// hf, gguf and gguf-lora exports into OUTPUT_DIR/export when the run ends (peft is the adapter
+// directory itself): from the base model plus the adapter just written, or the trained weights.
+void export_after_run(const Recipe& recipe, const std::string& model_path, const std::string& adapter_dir,
+                      const std::shared_ptr<CausalLM>& trained, const std::string& chat_template) {
+  const fs::path dir = fs::path(recipe.checkpoint.output_dir) / "export";
+  const std::string stem = recipe.name.empty() ? "model" : recipe.name;
+  for (const std::string& format : recipe.exports.formats) {
+    if (format == "peft") continue;
+    ExportOptions options;
+    options.model_path = model_path;
+    options.format = parse_export_format(format);
+    options.adapter_path = recipe.lora.enabled ? adapter_dir : "";
+    if (!recipe.lora.enabled) options.trained_model = trained;
+    options.force = true;
+    options.chat_template = chat_template;
+    options.system_prompt = recipe.data.system_prompt;
+    options.model_name = stem;
+    if (format == "hf") {
+      options.out = (dir / "hf").string();
+    } else if (format == "gguf") {
+      options.quant = recipe.exports.quant;
+      options.out = (dir / (stem + "-" + recipe.exports.quant + ".gguf")).string();
+    } else {
+      options.out = (dir / (stem + "-lora.gguf")).string();
+    }
+    run_export(options, std::cerr);
   }
 }
 
@@ -81,6 +131,9 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   const std::string model_path = expand_home(recipe.model.path);
   if (model_path.empty()) throw bad_input("no model: set model.path").key("model.path");
   if (!fs::exists(model_path)) throw bad_input("the model path does not exist").file(model_path).key("model.path");
+  const bool exports_files = std::any_of(recipe.exports.formats.begin(), recipe.exports.formats.end(),
+                                         [](const std::string& format) { return format != "peft"; });
+  const std::string export_template = exports_files ? export_chat_template(recipe, model_path) : "";
 
   const data::RecipeText text = data::load_recipe_text(recipe);
   const Tokenizer* tokenizer = text.tokenizer.get();
@@ -186,6 +239,7 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
     outcome.adapter_dir = (fs::path(recipe.checkpoint.output_dir) / "adapter").string();
     write_peft_adapter(*loaded.model, spec, recipe.lora.target_modules, model_path, outcome.adapter_dir);
   }
+  export_after_run(recipe, model_path, outcome.adapter_dir, loaded.model, export_template);
   return outcome;
 }
 

@@ -168,7 +168,9 @@ LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir)
   }
   LoadedAdapter loaded;
   loaded.spec = parse_adapter_config(config, config_path);
-  loaded.base_model_name_or_path = config.value("base_model_name_or_path", "");
+  if (config.contains("base_model_name_or_path") && config["base_model_name_or_path"].is_string()) {
+    loaded.base_model_name_or_path = config["base_model_name_or_path"].get<std::string>();  // may be null
+  }
   const auto file = SafetensorsFile::open(weights_path);
   const auto projections = projections_of(model);
   std::set<std::string> used;

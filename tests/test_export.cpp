@@ -1,0 +1,291 @@
+// export/: GGUF, HF and PEFT exports checked by the runtimes users deploy with. llama.cpp
+// (llama-cpp-python) runs our GGUFs, transformers and peft load our HF exports, gguf-py and
+// llama-quantize check every quantized byte (tests/reference/check_export_*.py).
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "export/gguf_writer.h"
+#include "io/atomic_file.h"
+#include "io/error.h"
+#include "io/gguf.h"
+#include "io/safetensors.h"
+#include "lora/lora.h"
+#include "models/generate.h"
+#include "models/loader.h"
+#include "test_support.h"
+#include "test_support_fixtures.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace retort {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+fs::path export_fixture(const std::string& name) { return test::fixture_dir("export") / name; }
+
+Json texts() { return Json::parse(read_text_file(export_fixture("texts.json").string())); }
+
+std::string smollm2_path() {
+  return Json::parse(read_text_file((test::fixture_dir("smollm2") / "smollm2.json").string()))["gguf"];
+}
+
+test::CommandResult python(const std::string& script, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {test::env_or_empty("RETORT_PYTHON"),
+                                   test::env_or_empty("RETORT_SOURCE_DIR") + "/tests/reference/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test::run_program(argv);
+}
+
+test::CommandResult export_cli(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {"export"};
+  all.insert(all.end(), args.begin(), args.end());
+  return test::run_retort(all);
+}
+
+void expect_export(const std::vector<std::string>& args) {
+  const test::CommandResult result = export_cli(args);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+}
+
+std::vector<int64_t> to_int64(const std::vector<TokenId>& ids) { return std::vector<int64_t>(ids.begin(), ids.end()); }
+
+std::vector<int64_t> greedy(CausalLM& model, const std::vector<int64_t>& prompt, int64_t tokens) {
+  SamplingOptions options;
+  options.max_new_tokens = tokens;
+  at::NoGradGuard no_grad;
+  return generate(model, {prompt}, options).new_tokens.at(0);
+}
+
+double perplexity(CausalLM& model, const std::vector<int64_t>& ids) {
+  at::NoGradGuard no_grad;
+  const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
+  const at::Tensor log_probs = model.forward_logits(input).to(at::kDouble).log_softmax(-1)[0];
+  const at::Tensor targets = input[0].slice(0, 1);
+  const at::Tensor picked = log_probs.slice(0, 0, ids.size() - 1).gather(1, targets.unsqueeze(1));
+  return std::exp(-picked.mean().item<double>());
+}
+
+// Writes a case file for check_export_llama_cpp.py and runs it.
+void expect_llama_cpp(const Json& check, const fs::path& dir, const std::string& name) {
+  const fs::path path = dir / (name + ".json");
+  write_file_atomic(path.string(), check.dump());
+  const test::CommandResult result = python("check_export_llama_cpp.py", {path.string()});
+  EXPECT_EQ(result.exit_code, 0) << name << ": " << result.out << result.err;
+  std::cout << "[ llama.cpp ] " << name << ": " << result.out;
+}
+
+TEST(GgufWriter, RefusesWhatGgmlWouldReject) {
+  test::TempDir dir;
+  const std::string path = (dir.path() / "x.gguf").string();
+  auto expect_refused = [](const std::function<void()>& step, const std::string& fragment) {
+    try {
+      step();
+      FAIL() << "accepted; expected: " << fragment;
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+    }
+  };
+  GgufWriter writer(path);
+  writer.set_string("general.architecture", "llama");
+  expect_refused([&] { writer.set_u32("general.architecture", 1); }, "duplicate GGUF metadata key");
+  expect_refused([&] { writer.add_tensor(std::string(64, 'a'), {32}, GgmlType::F32); }, "1 to 63 bytes");
+  expect_refused([&] { writer.add_tensor("rows", {48, 2}, GgmlType::Q8_0); }, "not a multiple of the Q8_0 block size 32");
+  writer.add_tensor("a", {4}, GgmlType::F32);
+  writer.add_tensor("b", {32, 2}, GgmlType::Q8_0);
+  expect_refused([&] { writer.add_tensor("a", {4}, GgmlType::F32); }, "duplicate GGUF tensor name");
+  expect_refused([&] { writer.set_u32("late.key", 1); }, "out of order");
+  const float values[4] = {1, 2, 3, 4};
+  expect_refused([&] { writer.write_tensor_data("b", values, 16); }, "out of order");
+  writer.write_tensor_data("a", values, sizeof values);
+  expect_refused([&] { writer.commit(); }, "1 tensors have no data yet");
+  std::vector<uint8_t> block(68, 0);
+  writer.write_tensor_data("b", block.data(), block.size());
+  writer.commit();
+  const auto file = GgufFile::open(path);
+  EXPECT_EQ(file->get_string("general.architecture"), "llama");
+  EXPECT_TRUE(at::equal(file->load_float("a"), at::tensor({1.f, 2.f, 3.f, 4.f})));
+  EXPECT_EQ(file->find_tensor("b")->type, GgmlType::Q8_0);
+}
+
+// SmolLM2 (30 layers; rows of 576 and 1536) in every type: llama-quantize picks the same type
+// for each tensor (the Q4_K_M mix and its fallbacks) and writes the same bytes; gguf-py's Q8_0
+// and Q4_0 quantizers agree byte for byte; every dequantized tensor is within its type's error.
+TEST(ExportGguf, QuantizedTensorsAreIdenticalToLlamaCpp) {
+  test::TempDir dir;
+  const std::string model = smollm2_path();
+  std::vector<std::string> checks = {(dir.path() / "f32.gguf").string()};
+  for (const std::string quant : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q6_k"}) {
+    const std::string out = (dir.path() / (quant + ".gguf")).string();
+    expect_export({"--model", model, "--format", "gguf", "--quant", quant, "--out", out, "--no-modelfile"});
+    if (quant != "f32") checks.push_back(quant + "=" + out);
+  }
+  const test::CommandResult result = python("check_export_quants.py", checks);
+  EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
+  std::cout << result.out;
+}
+
+// Tiny Llama 3 (llama3 rope scaling -> rope_freqs, Q/K permutation) and Qwen2 (tied embeddings,
+// q/k/v biases) models with real vocabularies, exported from HF directories and run in llama.cpp.
+TEST(ExportGguf, TinyLlamaAndQwen2RunInLlamaCpp) {
+  test::TempDir dir;
+  const Json text = texts();
+  for (const std::string name : {"llama3", "qwen2"}) {
+    const std::string source = export_fixture(name).string();
+    const auto tokenizer = load_tokenizer(source);
+    const std::vector<int64_t> probe_ids = to_int64(tokenizer->encode(text["probe"].get<std::string>()));
+    const std::vector<int64_t> ppl_ids = to_int64(tokenizer->encode(text["held_out"].get<std::string>()));
+    const std::vector<int64_t> prompt(ppl_ids.begin(), ppl_ids.begin() + 8);
+    LoadedModel original = load_model(source);
+    const double ppl = perplexity(*original.model, ppl_ids);
+    for (const auto& [quant, tolerance] : {std::pair{"f16", 0.01}, std::pair{"q8_0", 0.005}, std::pair{"q4_k_m", -1.0}}) {
+      const std::string out = (dir.path() / (name + "-" + quant + ".gguf")).string();
+      expect_export({"--model", source, "--format", "gguf", "--quant", quant, "--out", out});
+      Json check = {{"gguf", out}, {"probe", text["probe"]}, {"probe_ids", probe_ids}, {"ppl_ids", ppl_ids}, {"ppl", ppl},
+                    {"ppl_rel_tol", tolerance < 0 ? Json(nullptr) : Json(tolerance)}};
+      if (std::string(quant) == "f16") {
+        // Greedy on the very weights llama.cpp runs: our loader reading the F16 file back.
+        LoadedModel exported = load_model(out);
+        check["prompt_ids"] = prompt;
+        check["greedy"] = greedy(*exported.model, prompt, 16);
+        EXPECT_LT(std::abs(perplexity(*exported.model, ppl_ids) - ppl) / ppl, 0.01) << name;
+        EXPECT_TRUE(fs::exists(out + ".Modelfile"));
+      }
+      expect_llama_cpp(check, dir.path(), name + "-" + quant);
+    }
+  }
+}
+
+// A PEFT adapter (rsLoRA, all seven projections) as a GGUF LoRA: llama.cpp applying it to the
+// base F16 GGUF continues a prompt as our merged model does.
+TEST(ExportGguf, LoraAdapterAppliesInLlamaCpp) {
+  test::TempDir dir;
+  const std::string source = export_fixture("llama3").string();
+  const std::string adapter = export_fixture("llama3-lora").string();
+  const std::string base = (dir.path() / "base-f16.gguf").string();
+  const std::string lora = (dir.path() / "lora.gguf").string();
+  expect_export({"--model", source, "--format", "gguf", "--quant", "f16", "--out", base, "--no-modelfile"});
+  expect_export({"--model", source, "--adapter", adapter, "--format", "gguf-lora", "--out", lora});
+  const auto file = GgufFile::open(lora);
+  EXPECT_EQ(file->get_string("general.type"), "adapter");
+  EXPECT_FLOAT_EQ(file->get_f32("adapter.lora.alpha"), 8.0f * 2.0f);  // rsLoRA: alpha * sqrt(r), r = 4
+  EXPECT_NE(file->find_tensor("blk.0.attn_q.weight.lora_a"), nullptr);
+  LoadedModel merged = load_model(base);
+  load_peft_adapter(*merged.model, adapter);
+  merge_adapters(*merged.model);
+  const auto tokenizer = load_tokenizer(source);
+  const std::vector<int64_t> ids = to_int64(tokenizer->encode(texts()["held_out"].get<std::string>()));
+  const std::vector<int64_t> prompt(ids.begin(), ids.begin() + 8);
+  expect_llama_cpp({{"gguf", base}, {"lora", lora}, {"prompt_ids", prompt}, {"greedy", greedy(*merged.model, prompt, 16)},
+                    {"ppl_ids", ids}, {"ppl", perplexity(*merged.model, ids)}, {"ppl_rel_tol", 0.01}},
+                   dir.path(), "llama3-lora");
+}
+
+// HF exports load in transformers with our logits (float32), greedy ids, tokenizer ids and chat
+// template rendering: a merged LoRA (Llama 3 files copied), a tied Qwen2, and SmolLM2 from GGUF
+// (tokenizer.json and tokenizer_config.json written from the GGUF vocabulary).
+TEST(ExportHf, TransformersLoadsTheMergedModel) {
+  test::TempDir dir;
+  const Json text = texts();
+  struct Case {
+    std::string name, model, adapter;
+  };
+  for (const Case& c : {Case{"llama3-lora", export_fixture("llama3").string(), export_fixture("llama3-lora").string()},
+                        Case{"qwen2", export_fixture("qwen2").string(), ""}, Case{"smollm2", smollm2_path(), ""}}) {
+    const fs::path out = dir.path() / c.name;
+    std::vector<std::string> args = {"--model", c.model, "--format", "hf", "--out", out.string(), "--max-shard-size", "20"};
+    if (!c.adapter.empty()) args.insert(args.end(), {"--adapter", c.adapter});
+    expect_export(args);
+    LoadedModel ours = load_model(c.model);
+    if (!c.adapter.empty()) load_peft_adapter(*ours.model, c.adapter);
+    const auto tokenizer = load_tokenizer(c.model);
+    const std::vector<int64_t> ids = to_int64(tokenizer->encode(text["held_out"].get<std::string>()));
+    const std::vector<int64_t> input(ids.begin(), ids.begin() + 24);
+    at::Tensor logits;
+    {
+      at::NoGradGuard no_grad;
+      logits = ours.model->forward_logits(at::tensor(input, at::kLong).unsqueeze(0));
+    }
+    const std::string logits_path = (dir.path() / (c.name + "-logits.safetensors")).string();
+    write_safetensors(logits_path, {{"logits", logits}});
+    const std::string jinja = chat::load_chat_template_source(c.model);
+    chat::ChatRenderOptions render_options;
+    render_options.add_generation_prompt = true;
+    const auto rendered = chat::ChatTemplate::detect(jinja).render(text["messages"], render_options);
+    const std::vector<int64_t> prompt(ids.begin(), ids.begin() + 8);
+    const Json check = {{"dir", out.string()}, {"input_ids", input}, {"logits", logits_path}, {"tol", 1e-4},
+                        {"prompt_ids", prompt}, {"greedy", greedy(*ours.model, prompt, 12)},
+                        {"probe", text["probe"]}, {"probe_ids", to_int64(tokenizer->encode(text["probe"].get<std::string>()))},
+                        {"messages", text["messages"]}, {"rendered", rendered.text}};
+    const fs::path case_path = dir.path() / (c.name + ".json");
+    write_file_atomic(case_path.string(), check.dump());
+    const test::CommandResult result = python("check_export_hf.py", {case_path.string()});
+    EXPECT_EQ(result.exit_code, 0) << c.name << ": " << result.out << result.err;
+  }
+  // Sharded by --max-shard-size with an index; generation_config lists every stop id.
+  EXPECT_TRUE(fs::exists(dir.path() / "smollm2" / "model.safetensors.index.json"));
+  const Json generation = Json::parse(read_text_file((dir.path() / "llama3-lora" / "generation_config.json").string()));
+  EXPECT_EQ(generation["eos_token_id"], Json({128001, 128009}));
+}
+
+TEST(ExportPeft, PeftLoadsTheAdapterOntoTheBase) {
+  test::TempDir dir;
+  const std::string source = export_fixture("llama3").string();
+  const fs::path out = dir.path() / "adapter";
+  expect_export({"--model", source, "--adapter", export_fixture("llama3-lora").string(), "--format", "peft", "--out",
+                 out.string()});
+  LoadedModel ours = load_model(source);
+  load_peft_adapter(*ours.model, out.string());
+  const at::Tensor input = at::arange(2, 30, at::kLong).unsqueeze(0) * 997;
+  at::Tensor logits;
+  {
+    at::NoGradGuard no_grad;
+    logits = ours.model->forward_logits(input);
+  }
+  const std::string case_path = (dir.path() / "case.safetensors").string();
+  write_safetensors(case_path, {{"input_ids", input}, {"logits", logits}});
+  const test::CommandResult result = python("check_export_peft.py", {source, out.string(), case_path});
+  EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
+}
+
+TEST(ExportCli, BadInputIsRefusedClearly) {
+  test::TempDir dir;
+  const std::string llama = export_fixture("llama3").string();
+  const std::string out = (dir.path() / "m.gguf").string();
+  auto expect_bad = [&](const std::vector<std::string>& args, const std::string& fragment) {
+    const test::CommandResult result = export_cli(args);
+    EXPECT_EQ(result.exit_code, 2) << result.err;
+    EXPECT_NE(result.err.find(fragment), std::string::npos) << result.err;
+  };
+  expect_bad({"--model", llama, "--format", "gguf", "--quant", "q3_k", "--out", out},
+             "valid: f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k");
+  expect_bad({"--model", llama, "--format", "onnx", "--out", out}, "valid: hf, peft, gguf, gguf-lora");
+  expect_bad({"--model", llama, "--adapter", export_fixture("llama3-dora").string(), "--format", "gguf-lora", "--out", out},
+             "DoRA");
+  expect_bad({"--model", export_fixture("qwen2").string(), "--adapter", export_fixture("llama3-lora").string(), "--format",
+              "gguf-lora", "--out", out},
+             "wrong shape");
+  expect_bad({"--model", llama, "--format", "gguf-lora", "--out", out}, "needs --adapter");
+  expect_bad({"--model", llama, "--format", "gguf", "--out", (dir.path() / "m.bin").string()}, "*.gguf");
+  // --dry-run prints the plan and writes nothing; an existing output needs --force.
+  const test::CommandResult plan = export_cli({"--model", llama, "--format", "gguf", "--quant", "q4_k_m", "--out", out, "--dry-run"});
+  EXPECT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_NE(plan.out.find("rope_freqs.weight"), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("blk.1.attn_v.weight"), std::string::npos) << plan.out;
+  EXPECT_FALSE(fs::exists(out));
+  write_file_atomic(out, "keep me");
+  expect_bad({"--model", llama, "--format", "gguf", "--out", out}, "--force");
+  EXPECT_EQ(read_text_file(out), "keep me");
+  expect_export({"--model", llama, "--format", "gguf", "--out", out, "--force"});
+  EXPECT_EQ(GgufFile::open(out)->get_string("general.architecture"), "llama");
+}
+
+}  // namespace
+}  // namespace retort
