@@ -13,6 +13,8 @@
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/gguf.h"
+#include "lora/lora.h"
+#include "models/linear.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
 
@@ -132,20 +134,41 @@ std::string describe_plan(const ExportPlan& plan, const ExportOptions& options) 
 ExportResult run_export(const ExportOptions& options, std::ostream& log) {
   const auto start = std::chrono::steady_clock::now();
   check_request(options);
-  LoadedModel loaded;
+  // Weights stream from the file one tensor at a time (the model itself is a skeleton that takes
+  // no memory), unless they are already in memory (full fine-tuning's result).
+  std::shared_ptr<CausalLM> model;
+  std::function<at::Tensor(const std::string&)> raw;
   if (options.trained_model) {
-    options.trained_model->to(at::kCPU, at::kFloat);
-    loaded = {options.trained_model, options.model_path, is_gguf_path(options.model_path)};
+    model = options.trained_model;
+    model->to(at::kCPU, at::kFloat);
+    raw = [model](const std::string& name) { return model->named_parameters()[name].detach(); };
   } else {
-    loaded = load_model(options.model_path, LoadOptions{});
+    LazyModel lazy = open_model_lazily(options.model_path);
+    model = lazy.skeleton;
+    raw = lazy.load;
   }
-  ExportContext context{options, loaded.model, std::nullopt, nullptr, chosen_chat_template(options),
+  ExportContext context{options, model, raw, std::nullopt, nullptr, chosen_chat_template(options),
                         default_model_name(options)};
-  if (loaded.from_gguf) context.source_gguf = GgufFile::open(options.model_path);
+  if (is_gguf_path(options.model_path)) context.source_gguf = GgufFile::open(options.model_path);
   if (!options.adapter_path.empty()) {
-    context.adapter = load_peft_adapter(*loaded.model, options.adapter_path);
-    // Full-model formats carry the adapter folded into the weights.
-    if (options.format == ExportFormat::kHf || options.format == ExportFormat::kGguf) merge_adapters(*loaded.model);
+    context.adapter = load_peft_adapter(*model, options.adapter_path);
+    // Full-model formats carry the adapter folded into each weight as it is written.
+    if (options.format == ExportFormat::kHf || options.format == ExportFormat::kGguf) {
+      const auto projections = projections_of(*model);
+      context.weight = [raw, projections](const std::string& name) {
+        at::Tensor value = raw(name).to(at::kFloat);
+        const std::string suffix = ".weight";
+        if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+          return value;
+        }
+        const auto it = projections.find(name.substr(0, name.size() - suffix.size()));
+        const auto* lora = it == projections.end() ? nullptr : dynamic_cast<const LoraAdapter*>(it->second->adapter.get());
+        if (lora == nullptr) return value;
+        Projection base(it->second->in_features(), it->second->out_features(), false);
+        base.weight = value;  // DoRA's delta depends on the base weight
+        return value + lora->merged_delta(base);
+      };
+    }
   }
   at::NoGradGuard no_grad;
   ExportPlan (*writer)(const ExportContext&, bool, std::ostream&) = nullptr;

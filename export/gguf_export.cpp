@@ -155,13 +155,13 @@ ExportPlan export_gguf_model(const ExportContext& context, bool write, std::ostr
   }
   for (const auto& item : context.model->named_parameters()) {
     const std::string& hf_name = item.key();
-    const at::Tensor parameter = item.value();
     const std::string name = model.gguf_tensor_name(hf_name);
-    const std::vector<int64_t> ne = gguf_dims(parameter.sizes());
+    const std::vector<int64_t> ne = gguf_dims(item.value().sizes());
     const TensorTypeChoice choice = choose_tensor_type(scheme, name, ne, quant_context);
     const std::optional<int64_t> heads = model.gguf_permuted_heads(hf_name);
-    add_job(jobs, name, hf_name, ne, choice.type, choice.fallback_note, [parameter, heads] {
-      const at::Tensor value = parameter.detach().to(at::kFloat);
+    const auto& weight = context.weight;
+    add_job(jobs, name, hf_name, ne, choice.type, choice.fallback_note, [&weight, hf_name, heads] {
+      const at::Tensor value = weight(hf_name);
       return heads ? permute_for_gguf(value, *heads) : value.contiguous();
     });
   }

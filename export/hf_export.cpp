@@ -136,10 +136,10 @@ std::vector<int64_t> stop_token_ids(const ExportContext& context) {
 
 ExportPlan export_hf_model(const ExportContext& context, bool write, std::ostream& log) {
   const at::ScalarType dtype = hf_dtype(context);
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> tensors;
   ExportPlan plan;
   for (const auto& item : context.model->named_parameters()) {
-    tensors.emplace_back(item.key(), item.value().detach());
+    tensors.emplace_back(item.key(), item.value().sizes().vec());
     const uint64_t bytes = static_cast<uint64_t>(item.value().numel()) * c10::elementSize(dtype);
     plan.tensors.push_back({item.key(), item.key(), item.value().sizes().vec(), safetensors_dtype_name(dtype), bytes, ""});
     plan.total_bytes += bytes;
@@ -160,7 +160,8 @@ ExportPlan export_hf_model(const ExportContext& context, bool write, std::ostrea
     copy_tokenizer_from_dir(context, staging);
   }
   const fs::path staging_dir = fs::path(staging.path("config.json")).parent_path();
-  const auto files = write_sharded_safetensors(staging_dir.string(), tensors, context.options.max_shard_bytes, "model", dtype);
+  const auto files = write_sharded_safetensors(staging_dir.string(), tensors, context.weight,
+                                               context.options.max_shard_bytes, "model", dtype);
   staging.commit();
   log << "wrote " << context.options.out << " (" << files.size() << " safetensors file" << (files.size() == 1 ? "" : "s")
       << ", " << dtype_name(dtype) << ", " << plan.total_bytes / 1e6 << " MB)\n";

@@ -2,6 +2,7 @@
 // asked, so --dry-run shows exactly what a real run writes.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -17,7 +18,11 @@ class GgufFile;
 
 struct ExportContext {
   const ExportOptions& options;
-  std::shared_ptr<CausalLM> model;  // float32 on CPU; adapters attached (merged for hf and gguf)
+  // The architecture and its parameter names and shapes, adapters attached. Unless the weights
+  // came from memory, its parameters are an unwritten skeleton: read values through weight().
+  std::shared_ptr<CausalLM> model;
+  // One parameter's value, float32 on CPU, with the adapter folded in for hf and gguf.
+  std::function<at::Tensor(const std::string& hf_name)> weight;
   std::optional<LoadedAdapter> adapter;
   std::shared_ptr<GgufFile> source_gguf;    // when the model is a .gguf
   std::optional<std::string> chat_template;  // Jinja source to store, when there is one

@@ -329,20 +329,33 @@ at::Tensor SafetensorsCheckpoint::load(const std::string& name, std::optional<at
   return file_of(name).load(name, dtype);
 }
 
-void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata, std::optional<at::ScalarType> dtype) {
+namespace {
+
+// One tensor to write: its name, shape and stored dtype; the values come from a loader called
+// just before the tensor is written.
+struct PlannedSafetensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  at::ScalarType dtype;
+  uint64_t bytes() const {
+    uint64_t count = 1;
+    for (const int64_t n : shape) count *= static_cast<uint64_t>(n);
+    return count * c10::elementSize(dtype);
+  }
+};
+
+void write_planned(const std::string& path, const std::vector<PlannedSafetensor>& tensors, const TensorLoader& load,
+                   const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   std::set<std::string> names;
-  for (const auto& [name, tensor] : tensors) {
-    if (!names.insert(name).second) throw internal_error("duplicate tensor name").file(path).tensor(name);
-    const at::ScalarType type = dtype.value_or(tensor.scalar_type());
-    const uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * c10::elementSize(type);
-    header[name] = {{"dtype", safetensors_dtype_name(type)},
-                    {"shape", tensor.sizes().vec()},
-                    {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+  for (const PlannedSafetensor& tensor : tensors) {
+    if (!names.insert(tensor.name).second) throw internal_error("duplicate tensor name").file(path).tensor(tensor.name);
+    header[tensor.name] = {{"dtype", safetensors_dtype_name(tensor.dtype)},
+                           {"shape", tensor.shape},
+                           {"data_offsets", {offset, offset + tensor.bytes()}}};
+    offset += tensor.bytes();
   }
   std::string header_text = header.dump();
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
@@ -351,23 +364,23 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   for (int i = 0; i < 8; ++i) size_bytes[i] = static_cast<uint8_t>(header_text.size() >> (8 * i));
   file.write(size_bytes, 8);
   file.write(header_text);
-  for (const auto& [name, tensor] : tensors) {
-    // One tensor at a time: converted (when asked) and copied to CPU only while it is written.
-    const at::Tensor host = tensor.detach().to(at::kCPU).to(dtype.value_or(tensor.scalar_type())).contiguous();
+  for (const PlannedSafetensor& tensor : tensors) {
+    // One tensor at a time: loaded, converted and copied to CPU only while it is written.
+    const at::Tensor host = load(tensor.name).detach().to(at::kCPU).to(tensor.dtype).contiguous();
+    if (host.sizes().vec() != tensor.shape) throw internal_error("tensor changed shape while writing").tensor(tensor.name);
     file.write(host.data_ptr(), static_cast<size_t>(host.numel()) * host.element_size());
   }
   file.commit();
 }
 
-std::vector<std::string> write_sharded_safetensors(
-    const std::string& directory, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-    uint64_t max_shard_bytes, const std::string& stem, std::optional<at::ScalarType> dtype) {
+std::vector<std::string> write_planned_sharded(const std::string& directory,
+                                               const std::vector<PlannedSafetensor>& tensors, const TensorLoader& load,
+                                               uint64_t max_shard_bytes, const std::string& stem) {
   namespace fs = std::filesystem;
   std::vector<std::vector<size_t>> shards(1);
   uint64_t shard_bytes = 0, total_bytes = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    const uint64_t bytes = static_cast<uint64_t>(tensors[i].second.numel()) *
-                           c10::elementSize(dtype.value_or(tensors[i].second.scalar_type()));
+    const uint64_t bytes = tensors[i].bytes();
     if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
       shards.emplace_back();
       shard_bytes = 0;
@@ -380,7 +393,7 @@ std::vector<std::string> write_sharded_safetensors(
   std::vector<std::string> written;
   if (shards.size() == 1) {
     written.push_back(stem + ".safetensors");
-    write_safetensors((fs::path(directory) / written.back()).string(), tensors, {{"format", "pt"}}, dtype);
+    write_planned((fs::path(directory) / written.back()).string(), tensors, load, {{"format", "pt"}});
     return written;
   }
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
@@ -388,16 +401,53 @@ std::vector<std::string> write_sharded_safetensors(
     char name[64];
     std::snprintf(name, sizeof(name), "-%05zu-of-%05zu.safetensors", s + 1, shards.size());
     written.push_back(stem + name);
-    std::vector<std::pair<std::string, at::Tensor>> shard_tensors;
+    std::vector<PlannedSafetensor> shard_tensors;
     for (size_t index : shards[s]) {
       shard_tensors.push_back(tensors[index]);
-      weight_map[tensors[index].first] = written.back();
+      weight_map[tensors[index].name] = written.back();
     }
-    write_safetensors((fs::path(directory) / written.back()).string(), shard_tensors, {{"format", "pt"}}, dtype);
+    write_planned((fs::path(directory) / written.back()).string(), shard_tensors, load, {{"format", "pt"}});
   }
   nlohmann::ordered_json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
   write_file_atomic((fs::path(directory) / (stem + ".safetensors.index.json")).string(), index.dump(2) + "\n");
   return written;
+}
+
+std::vector<PlannedSafetensor> plan_in_memory(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                              std::optional<at::ScalarType> dtype, TensorLoader& load) {
+  std::vector<PlannedSafetensor> planned;
+  auto by_name = std::make_shared<std::map<std::string, at::Tensor>>();
+  for (const auto& [name, tensor] : tensors) {
+    planned.push_back({name, tensor.sizes().vec(), dtype.value_or(tensor.scalar_type())});
+    by_name->emplace(name, tensor);
+  }
+  load = [by_name](const std::string& name) { return by_name->at(name); };
+  return planned;
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata, std::optional<at::ScalarType> dtype) {
+  TensorLoader load;
+  const auto planned = plan_in_memory(tensors, dtype, load);
+  write_planned(path, planned, load, metadata);
+}
+
+std::vector<std::string> write_sharded_safetensors(
+    const std::string& directory, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+    uint64_t max_shard_bytes, const std::string& stem, std::optional<at::ScalarType> dtype) {
+  TensorLoader load;
+  const auto planned = plan_in_memory(tensors, dtype, load);
+  return write_planned_sharded(directory, planned, load, max_shard_bytes, stem);
+}
+
+std::vector<std::string> write_sharded_safetensors(
+    const std::string& directory, const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+    const TensorLoader& load, uint64_t max_shard_bytes, const std::string& stem, at::ScalarType dtype) {
+  std::vector<PlannedSafetensor> planned;
+  for (const auto& [name, shape] : shapes) planned.push_back({name, shape, dtype});
+  return write_planned_sharded(directory, planned, load, max_shard_bytes, stem);
 }
 
 }  // namespace retort

@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,5 +86,12 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 std::vector<std::string> write_sharded_safetensors(
     const std::string& directory, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
     uint64_t max_shard_bytes, const std::string& stem = "model", std::optional<at::ScalarType> dtype = std::nullopt);
+
+// The same, streamed: tensors given by name and shape, each loaded by `load` just before it is
+// written and stored as `dtype`, so peak memory is one tensor, not the model.
+using TensorLoader = std::function<at::Tensor(const std::string& name)>;
+std::vector<std::string> write_sharded_safetensors(
+    const std::string& directory, const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes,
+    const TensorLoader& load, uint64_t max_shard_bytes, const std::string& stem, at::ScalarType dtype);
 
 }  // namespace retort

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "io/error.h"
+#include "io/text.h"
 #include "models/registry.h"
 
 namespace retort {
@@ -98,33 +99,22 @@ at::Tensor unpermute_gguf_qk(const at::Tensor& weight, int64_t heads) {
   return weight.reshape(split).transpose(1, 2).reshape(shape).contiguous();
 }
 
-LoadedModel load_gguf_model(const std::string& path, const LoadOptions& options) {
+LazyModel open_gguf_model_lazily(const std::string& path) {
   const std::shared_ptr<GgufFile> file = GgufFile::open(path);
   const ModelConfig config = config_from_gguf(*file);
-  std::shared_ptr<CausalLM> model = create_model(config, path);
-  model->to(options.device, options.dtype);
+  LazyModel lazy;
+  lazy.skeleton = create_model(config, path);
+  lazy.from_gguf = true;
   std::set<std::string> used = {"rope_freqs.weight"};
-  for (const auto& item : model->named_parameters()) {
-    const std::string gguf_name = model->gguf_tensor_name(item.key());
-    if (file->find_tensor(gguf_name) == nullptr) {
-      throw bad_input("missing tensor (needed for " + item.key() + ")").file(path).tensor(gguf_name);
-    }
-    at::Tensor value;
-    try {
-      value = file->load_float(gguf_name);
-    } catch (const Error& error) {
-      throw error.with_defaults({path, -1, "", gguf_name});
-    }
-    if (const auto heads = model->gguf_permuted_heads(item.key())) {
-      if (value.dim() < 1 || value.size(0) % (2 * *heads) != 0) {
-        throw bad_input("first dimension is not heads x head_dim").file(path).tensor(gguf_name);
-      }
-      value = unpermute_gguf_qk(value, *heads);
-    }
-    try {
-      assign_parameter(*model, item.key(), value, path);
-    } catch (const Error& error) {
-      throw Error(error.kind(), error.message(), {path, -1, "", gguf_name});
+  for (const auto& item : lazy.skeleton->named_parameters()) {
+    const std::string gguf_name = lazy.skeleton->gguf_tensor_name(item.key());
+    const GgufTensorInfo* info = file->find_tensor(gguf_name);
+    if (info == nullptr) throw bad_input("missing tensor (needed for " + item.key() + ")").file(path).tensor(gguf_name);
+    if (info->torch_shape() != item.value().sizes().vec()) {
+      throw bad_input("wrong shape for the metadata: expected " + shape_text(item.value().sizes().vec()) +
+                      ", file has " + shape_text(info->torch_shape()))
+          .file(path)
+          .tensor(gguf_name);
     }
     used.insert(gguf_name);
   }
@@ -133,6 +123,37 @@ LoadedModel load_gguf_model(const std::string& path, const LoadOptions& options)
       throw bad_input("unexpected tensor: not part of " + config.architecture + " as described by the metadata")
           .file(path)
           .tensor(info.name);
+    }
+  }
+  std::shared_ptr<CausalLM> skeleton = lazy.skeleton;
+  lazy.load = [file, skeleton, path](const std::string& name) {
+    const std::string gguf_name = skeleton->gguf_tensor_name(name);
+    at::Tensor value;
+    try {
+      value = file->load_float(gguf_name);
+    } catch (const Error& error) {
+      throw error.with_defaults({path, -1, "", gguf_name});
+    }
+    if (const auto heads = skeleton->gguf_permuted_heads(name)) {
+      if (value.dim() < 1 || value.size(0) % (2 * *heads) != 0) {
+        throw bad_input("first dimension is not heads x head_dim").file(path).tensor(gguf_name);
+      }
+      value = unpermute_gguf_qk(value, *heads);
+    }
+    return value;
+  };
+  return lazy;
+}
+
+LoadedModel load_gguf_model(const std::string& path, const LoadOptions& options) {
+  LazyModel lazy = open_gguf_model_lazily(path);
+  std::shared_ptr<CausalLM> model = lazy.skeleton;
+  model->to(options.device, options.dtype);
+  for (const auto& item : model->named_parameters()) {
+    try {
+      assign_parameter(*model, item.key(), lazy.load(item.key()), path);
+    } catch (const Error& error) {
+      throw error.with_defaults({path, -1, "", model->gguf_tensor_name(item.key())});
     }
   }
   model->eval();

@@ -19,5 +19,6 @@ ModelConfig config_from_gguf(const GgufFile& file);
 at::Tensor unpermute_gguf_qk(const at::Tensor& weight, int64_t heads);
 
 LoadedModel load_gguf_model(const std::string& path, const LoadOptions& options);
+LazyModel open_gguf_model_lazily(const std::string& path);
 
 }  // namespace retort

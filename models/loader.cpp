@@ -23,21 +23,24 @@ bool is_ignorable_extra(const std::string& name, const ModelConfig& config) {
   return config.tie_word_embeddings && name == "lm_head.weight";          // tied copy
 }
 
-LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
-  const ModelConfig config = load_hf_config(dir);
-  std::shared_ptr<CausalLM> model = create_model(config, (std::filesystem::path(dir) / "config.json").string());
-  const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(dir);
-  model->to(options.device, options.dtype);  // before loading: converts while copying, no float32 detour
+// Every parameter of `model` is in the checkpoint with its shape, and nothing else is.
+void check_hf_tensors(CausalLM& model, const SafetensorsCheckpoint& checkpoint, const std::string& dir) {
+  const ModelConfig& config = model.config();
   std::set<std::string> expected;
-  for (const auto& item : model->named_parameters()) {
+  for (const auto& item : model.named_parameters()) {
     expected.insert(item.key());
     if (!checkpoint.contains(item.key())) {
       throw bad_input("missing tensor in the checkpoint (needed by " + config.architecture + ")")
           .file(dir)
           .tensor(item.key());
     }
-    const SafetensorsFile& file = checkpoint.file_of(item.key());
-    assign_parameter(*model, item.key(), file.view(item.key()), file.path());
+    const SafetensorsTensorInfo& info = checkpoint.info(item.key());
+    if (info.shape != item.value().sizes().vec()) {
+      throw bad_input("wrong shape for the config: expected " + shape_text(item.value().sizes().vec()) + ", file has " +
+                      shape_text(info.shape))
+          .file(checkpoint.file_of(item.key()).path())
+          .tensor(item.key());
+    }
   }
   for (const std::string& name : checkpoint.names()) {
     if (!expected.count(name) && !is_ignorable_extra(name, config)) {
@@ -45,6 +48,18 @@ LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
           .file(checkpoint.file_of(name).path())
           .tensor(name);
     }
+  }
+}
+
+LoadedModel load_hf_model(const std::string& dir, const LoadOptions& options) {
+  const ModelConfig config = load_hf_config(dir);
+  std::shared_ptr<CausalLM> model = create_model(config, (std::filesystem::path(dir) / "config.json").string());
+  const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(dir);
+  check_hf_tensors(*model, checkpoint, dir);
+  model->to(options.device, options.dtype);  // before loading: converts while copying, no float32 detour
+  for (const auto& item : model->named_parameters()) {
+    const SafetensorsFile& file = checkpoint.file_of(item.key());
+    assign_parameter(*model, item.key(), file.view(item.key()), file.path());
   }
   model->eval();
   return {model, dir, false};
@@ -69,6 +84,20 @@ void assign_parameter(CausalLM& model, const std::string& name, const at::Tensor
   }
   c10::NoGradGuard no_grad;
   parameter->copy_(value);
+}
+
+LazyModel open_model_lazily(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(path)) throw bad_input("no such file or directory").file(path);
+  if (fs::path(path).extension() == ".gguf") return open_gguf_model_lazily(path);
+  const std::string dir = fs::is_directory(path) ? path : fs::path(path).parent_path().string();
+  const ModelConfig config = load_hf_config(dir);
+  LazyModel lazy;
+  lazy.skeleton = create_model(config, (fs::path(dir) / "config.json").string());
+  auto checkpoint = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));
+  check_hf_tensors(*lazy.skeleton, *checkpoint, dir);
+  lazy.load = [checkpoint](const std::string& name) { return checkpoint->load(name, at::kFloat); };
+  return lazy;
 }
 
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {

@@ -6,6 +6,7 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,17 @@ struct LoadedModel {
 };
 
 LoadedModel load_model(const std::string& path, const LoadOptions& options = {});
+
+// A model for streaming conversions: the architecture with its parameters allocated but never
+// written (so they take no memory), checked name by name and shape by shape against the file,
+// and a reader that loads one parameter at a time from the file as float32 on CPU (GGUF tensors
+// dequantized and un-permuted). Peak memory stays near the largest tensor.
+struct LazyModel {
+  std::shared_ptr<CausalLM> skeleton;  // do not read its parameters
+  std::function<at::Tensor(const std::string& hf_name)> load;
+  bool from_gguf = false;
+};
+LazyModel open_model_lazily(const std::string& path);
 
 // "float32" | "bfloat16" | "float16" (and short forms fp32, bf16, fp16, f32, f16).
 at::ScalarType parse_dtype(const std::string& name);
