@@ -3,6 +3,7 @@
 // row permutation for arch llama, rope_freqs for Llama 3.1 scaling, tensor types per --quant.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <ostream>
 
@@ -33,7 +34,19 @@ ExportPlan plan_of(const std::vector<GgufTensorJob>& jobs, const std::string& fi
   for (const GgufTensorJob& job : jobs) {
     plan.tensors.push_back(job.planned);
     plan.total_bytes += job.planned.bytes;
-    if (!job.planned.note.empty()) plan.warnings.push_back(job.planned.name + ": " + job.planned.note);
+  }
+  // One warning per distinct fallback, naming how many tensors it hit (SmolLM2's 576-wide rows
+  // would otherwise print 180 lines).
+  std::vector<std::pair<std::string, std::vector<std::string>>> notes;
+  for (const GgufTensorJob& job : jobs) {
+    if (job.planned.note.empty()) continue;
+    auto it = std::find_if(notes.begin(), notes.end(), [&](const auto& n) { return n.first == job.planned.note; });
+    if (it == notes.end()) it = notes.insert(notes.end(), {job.planned.note, {}});
+    it->second.push_back(job.planned.name);
+  }
+  for (const auto& [note, names] : notes) {
+    plan.warnings.push_back(note + " (" + std::to_string(names.size()) + " tensor" + (names.size() == 1 ? "" : "s") +
+                            ", e.g. " + names.front() + "; as llama-quantize does)");
   }
   return plan;
 }

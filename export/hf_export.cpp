@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab_files.h"
 
@@ -81,8 +82,15 @@ std::string token_text(const tok::VocabularyRecord& vocab, std::optional<TokenId
 // tokenizer.json + tokenizer_config.json made from a GGUF file's vocabulary.
 void write_tokenizer_from_gguf(const ExportContext& context, const StagingDirectory& staging) {
   const tok::VocabularyRecord vocab = tok::vocabulary_from_gguf(*context.source_gguf);
-  write_file_atomic(staging.path("tokenizer.json"), tok::tokenizer_json_from_vocabulary(vocab));
   Json config = Json::object();
+  if (vocab.model == "llama") {  // SentencePiece: the tokenizer.model the GGUF keys were made from
+    write_file_atomic(staging.path("tokenizer.model"), tok::spm_model_proto_from_gguf(*context.source_gguf));
+    config["tokenizer_class"] = "LlamaTokenizer";
+    config["legacy"] = true;  // llama.cpp gives every fragment after a special token the dummy prefix
+  } else {
+    write_file_atomic(staging.path("tokenizer.json"), tok::tokenizer_json_from_vocabulary(vocab));
+    config["tokenizer_class"] = "PreTrainedTokenizerFast";
+  }
   for (const auto& [key, id] : {std::pair{"bos_token", vocab.ids.bos}, std::pair{"eos_token", vocab.ids.eos},
                                 std::pair{"pad_token", vocab.ids.pad}, std::pair{"unk_token", vocab.ids.unk}}) {
     if (id) config[key] = token_text(vocab, id);
@@ -91,7 +99,6 @@ void write_tokenizer_from_gguf(const ExportContext& context, const StagingDirect
   config["add_eos_token"] = vocab.add_eos;
   config["clean_up_tokenization_spaces"] = false;
   config["model_max_length"] = context.model->config().max_position_embeddings;
-  config["tokenizer_class"] = "PreTrainedTokenizerFast";
   if (context.chat_template) config["chat_template"] = *context.chat_template;
   write_file_atomic(staging.path("tokenizer_config.json"), config.dump(2) + "\n");
 }

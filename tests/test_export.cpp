@@ -132,12 +132,13 @@ TEST(ExportGguf, QuantizedTensorsAreIdenticalToLlamaCpp) {
   std::cout << result.out;
 }
 
-// Tiny Llama 3 (llama3 rope scaling -> rope_freqs, Q/K permutation) and Qwen2 (tied embeddings,
-// q/k/v biases) models with real vocabularies, exported from HF directories and run in llama.cpp.
-TEST(ExportGguf, TinyLlamaAndQwen2RunInLlamaCpp) {
+// Tiny Llama 3 (llama3 rope scaling -> rope_freqs, Q/K permutation), Qwen2 (tied embeddings,
+// q/k/v biases) and Llama 2 / Mistral-style (SentencePiece tokenizer.model) models with real
+// vocabularies, exported from HF directories and run in llama.cpp.
+TEST(ExportGguf, TinyLlamaQwen2AndSentencePieceModelsRunInLlamaCpp) {
   test::TempDir dir;
   const Json text = texts();
-  for (const std::string name : {"llama3", "qwen2"}) {
+  for (const std::string name : {"llama3", "qwen2", "llama2"}) {
     const std::string source = export_fixture(name).string();
     const auto tokenizer = load_tokenizer(source);
     const std::vector<int64_t> probe_ids = to_int64(tokenizer->encode(text["probe"].get<std::string>()));
@@ -199,8 +200,12 @@ TEST(ExportHf, TransformersLoadsTheMergedModel) {
   struct Case {
     std::string name, model, adapter;
   };
+  // A SentencePiece GGUF (written by us from the Llama 2-style fixture) goes back to tokenizer.model.
+  const std::string spm_gguf = (dir.path() / "llama2.gguf").string();
+  expect_export({"--model", export_fixture("llama2").string(), "--format", "gguf", "--quant", "f32", "--out", spm_gguf});
   for (const Case& c : {Case{"llama3-lora", export_fixture("llama3").string(), export_fixture("llama3-lora").string()},
-                        Case{"qwen2", export_fixture("qwen2").string(), ""}, Case{"smollm2", smollm2_path(), ""}}) {
+                        Case{"qwen2", export_fixture("qwen2").string(), ""}, Case{"smollm2", smollm2_path(), ""},
+                        Case{"llama2-from-gguf", spm_gguf, ""}}) {
     const fs::path out = dir.path() / c.name;
     std::vector<std::string> args = {"--model", c.model, "--format", "hf", "--out", out.string(), "--max-shard-size", "20"};
     if (!c.adapter.empty()) args.insert(args.end(), {"--adapter", c.adapter});

@@ -10,7 +10,7 @@
 
 namespace retort::tok {
 
-std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
+std::string spm_model_proto_from_gguf(const GgufFile& gguf) {
   const std::vector<std::string>& tokens = gguf.get_string_array("tokenizer.ggml.tokens");
   const auto scores = gguf.find_f32_array("tokenizer.ggml.scores");
   const auto types = gguf.find_i32_array("tokenizer.ggml.token_type");
@@ -71,6 +71,13 @@ std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
   normalizer.int_field(4, 0);  // remove_extra_whitespaces: llama.cpp keeps every space
   normalizer.int_field(5, 1);  // escape_whitespaces: ' ' -> U+2581
   model.bytes_field(3, normalizer.bytes());
+  return model.bytes();
+}
+
+std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
+  const std::vector<std::string>& tokens = gguf.get_string_array("tokenizer.ggml.tokens");
+  const std::vector<int32_t> types = gguf.get_i32_array("tokenizer.ggml.token_type");
+  const std::string proto = spm_model_proto_from_gguf(gguf);
   // llama.cpp matches control, user-defined and unknown tokens in the text (parse_special) and
   // gives Phi-3's RSTRIP (whitespace after them dropped), except <unk>, <s>, <|endoftext|>
   // (llama-vocab.cpp: cache_special_tokens, attributes by architecture).
@@ -78,13 +85,13 @@ std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
   const std::string arch = gguf.find_string("general.architecture").value_or("");
   const bool phi3 = arch == "phi3" || arch == "phi-3";
   for (size_t id = 0; id < tokens.size(); ++id) {
-    const int type = (*types)[id];
+    const int type = types[id];
     if (type != 2 && type != 3 && type != 4) continue;
     const std::string& token = tokens[id];
     split.push_back(token);
     if (phi3 && token != "<unk>" && token != "<s>" && token != "<|endoftext|>") rstrip.push_back(token);
   }
-  return load_sentencepiece_proto(model.bytes(), gguf.path(), split, rstrip);
+  return load_sentencepiece_proto(proto, gguf.path(), split, rstrip);
 }
 
 }  // namespace retort::tok

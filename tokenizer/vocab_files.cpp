@@ -2,9 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <unordered_map>
 
+#include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/gguf.h"
 #include "tokenizer/bpe.h"
@@ -53,6 +56,104 @@ bool looks_special(const std::string& token) {
   return bars || token == "<pad>" || token == "<mask>" || token == "<s>" || token == "</s>" || token == "<unk>";
 }
 
+// Just enough of the protobuf wire format to read a SentencePiece ModelProto (formats.md §6.1).
+class ProtoReader {
+ public:
+  ProtoReader(std::string_view bytes, const std::string& source) : bytes_(bytes), source_(source) {}
+  bool done() const { return at_ >= bytes_.size(); }
+  uint64_t varint() {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (done()) fail();
+      const uint8_t byte = static_cast<uint8_t>(bytes_[at_++]);
+      value |= static_cast<uint64_t>(byte & 0x7F) << shift;
+      if (!(byte & 0x80)) return value;
+    }
+    fail();
+  }
+  // Reads a tag; the value is then read with varint(), fixed32(), bytes() or skip().
+  std::pair<int, int> tag() {
+    const uint64_t key = varint();
+    return {static_cast<int>(key >> 3), static_cast<int>(key & 7)};
+  }
+  float fixed32() {
+    if (at_ + 4 > bytes_.size()) fail();
+    float value;
+    std::memcpy(&value, bytes_.data() + at_, 4);
+    at_ += 4;
+    return value;
+  }
+  std::string_view bytes() {
+    const uint64_t size = varint();
+    if (size > bytes_.size() - at_) fail();
+    const std::string_view out = bytes_.substr(at_, size);
+    at_ += size;
+    return out;
+  }
+  void skip(int wire_type) {
+    if (wire_type == 0) varint();
+    else if (wire_type == 1) at_ += 8;
+    else if (wire_type == 2) bytes();
+    else if (wire_type == 5) at_ += 4;
+    else fail();
+    if (at_ > bytes_.size()) fail();
+  }
+
+ private:
+  [[noreturn]] void fail() const { throw bad_input("not a valid SentencePiece model (protobuf)").file(source_); }
+  std::string_view bytes_;
+  const std::string& source_;
+  size_t at_ = 0;
+};
+
+// A SentencePiece tokenizer.model as GGUF `llama` vocabulary keys (gguf-py's
+// _create_vocab_sentencepiece): pieces, scores and types as stored, padding as "[PAD<id>]".
+VocabularyRecord vocabulary_from_spm_model(const std::string& path, int64_t vocab_size) {
+  const std::string data = read_text_file(path);
+  VocabularyRecord out;
+  out.model = "llama";
+  out.pre = "default";
+  out.source = path;
+  bool add_dummy_prefix = true;
+  ProtoReader model(data, path);
+  while (!model.done()) {
+    const auto [field, wire] = model.tag();
+    if (field == 1 && wire == 2) {  // SentencePiece { piece = 1; score = 2; type = 3; }
+      ProtoReader piece(model.bytes(), path);
+      std::string text;
+      float score = 0;
+      int32_t type = kTokenNormal;
+      while (!piece.done()) {
+        const auto [f, w] = piece.tag();
+        if (f == 1 && w == 2) text = std::string(piece.bytes());
+        else if (f == 2 && w == 5) score = piece.fixed32();
+        else if (f == 3 && w == 0) type = static_cast<int32_t>(piece.varint());
+        else piece.skip(w);
+      }
+      out.tokens.push_back(text);
+      out.scores.push_back(score);
+      out.types.push_back(type);
+    } else if (field == 3 && wire == 2) {  // NormalizerSpec { add_dummy_prefix = 3; }
+      ProtoReader normalizer(model.bytes(), path);
+      while (!normalizer.done()) {
+        const auto [f, w] = normalizer.tag();
+        if (f == 3 && w == 0) add_dummy_prefix = normalizer.varint() != 0;
+        else normalizer.skip(w);
+      }
+    } else {
+      model.skip(wire);
+    }
+  }
+  if (out.tokens.empty()) throw bad_input("the SentencePiece model has no pieces").file(path);
+  for (int64_t id = static_cast<int64_t>(out.tokens.size()); id < vocab_size; ++id) {
+    out.tokens.push_back("[PAD" + std::to_string(id) + "]");
+    out.scores.push_back(-1000.0f);
+    out.types.push_back(kTokenUnused);
+  }
+  out.add_space_prefix = add_dummy_prefix;
+  return out;
+}
+
 }  // namespace
 
 std::string known_pre_tokenizer_names() {
@@ -63,9 +164,21 @@ std::string known_pre_tokenizer_names() {
 
 VocabularyRecord vocabulary_from_hf_dir(const std::string& directory, int64_t vocab_size) {
   const std::string path = (fs::path(directory) / "tokenizer.json").string();
+  const std::string spm_path = (fs::path(directory) / "tokenizer.model").string();
+  if (fs::exists(spm_path) && (!fs::exists(path) || !is_byte_level_bpe_json(path))) {
+    // SentencePiece (Llama 2, Mistral): the pieces as stored; special ids and BOS as the
+    // directory's tokenizer names them.
+    VocabularyRecord out = vocabulary_from_spm_model(spm_path, vocab_size);
+    const std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(directory);
+    out.ids = tokenizer->special_ids();
+    const std::vector<TokenId> probe = tokenizer->encode("a", true);
+    out.add_bos = !probe.empty() && out.ids.bos && probe.front() == *out.ids.bos;
+    out.add_eos = !probe.empty() && out.ids.eos && probe.back() == *out.ids.eos;
+    return out;
+  }
   if (!fs::exists(path)) {
-    throw bad_input("exporting this tokenizer to GGUF needs a byte-level BPE tokenizer.json (SentencePiece "
-                    "tokenizer.model directories are not supported yet)")
+    throw bad_input("exporting this tokenizer to GGUF needs tokenizer.json (byte-level BPE) or tokenizer.model "
+                    "(SentencePiece)")
         .file(directory);
   }
   const BpeSpec spec = bpe_spec_from_tokenizer_json(path);

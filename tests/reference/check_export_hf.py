@@ -35,6 +35,12 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(case["dir"])
     if "probe" in case:
         ids = tokenizer(case["probe"])["input_ids"]
+        spm_file = __import__("pathlib").Path(case["dir"]) / "tokenizer.model"
+        if spm_file.exists() and not (spm_file.parent / "tokenizer.json").exists():
+            # transformers' fast conversion of SentencePiece models merges runs of spaces differently
+            # from sentencepiece itself (on the original file too); sentencepiece is the reference.
+            import sentencepiece
+            ids = [tokenizer.bos_token_id] + sentencepiece.SentencePieceProcessor(model_file=str(spm_file)).encode(case["probe"])
         if ids != case["probe_ids"]:
             failures.append(f"tokenizer ids differ:\n  transformers {ids}\n  retort       {case['probe_ids']}")
     if "messages" in case:

@@ -5,6 +5,7 @@ and ignores merges for whole-word hits; Qwen2 normalises to NFC) and their chat 
 PEFT LoRA and DoRA adapters made with peft. The checks themselves run against our exports at
 test time (check_export_*.py)."""
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 import fixture_chat_templates as chats
-from fixture_tokenizer import llama_vocab_dir
+from fixture_tokenizer import llama_vocab_dir, wheel_member
 from oracle_util import randomize_, write_json
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -29,6 +30,9 @@ PROBE = "Hello world! 12345 café naïve 東京 <|im_end|> tabs\tand  spaces\n\n
 
 
 def save_tokenizer(gguf_name: str, folder: Path, patch) -> None:
+    if gguf_name.endswith(".model"):  # a SentencePiece file as it is
+        shutil.copy(gguf_name, folder / "tokenizer.model")
+        return
     tokenizer = AutoTokenizer.from_pretrained(str(llama_vocab_dir()), gguf_file=gguf_name)
     tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
     data = json.loads((folder / "tokenizer.json").read_text())
@@ -106,6 +110,15 @@ def main():
           "ggml-vocab-qwen2.gguf", qwen2_tokenizer, by_id["qwen2.5"],
           {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, seed=12,
           sharpen=0.25)  # tied: the N(0, 1) embedding is the output projection, already sharp
+    # Llama 2 / Mistral v0.1 style: a SentencePiece tokenizer.model and no tokenizer.json.
+    spm_model = wheel_member("mistral-common==1.13.1", "mistral_common-*.whl", "mistral_common/data/tokenizer.model.v1",
+                             "mistral-v1.model")
+    build(out, "llama2", LlamaForCausalLM,
+          LlamaConfig(**SMALL, vocab_size=32000, bos_token_id=1, eos_token_id=2, rope_theta=10000.0),
+          str(spm_model), None, by_id["mistral-v1"],
+          {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "legacy": True, "add_bos_token": True}, seed=15, sharpen=2.0)
+    (out / "llama2" / "tokenizer_config.json").write_text(
+        (out / "llama2" / "tokenizer_config.json").read_text().replace("PreTrainedTokenizerFast", "LlamaTokenizer"))
     adapter(out, llama, "llama3-lora", use_dora=False, seed=13)
     llama = LlamaForCausalLM.from_pretrained(out / "llama3").eval()
     adapter(out, llama, "llama3-dora", use_dora=True, seed=14)
