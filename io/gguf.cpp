@@ -594,6 +594,7 @@ at::Tensor GgufFile::load_float(const std::string& name) const {
     }
     at::Tensor out = at::empty(info->torch_shape(), at::kFloat);
     dequantize_to_float(info->type, tensor_data(*info), info->n_elements(), out.data_ptr<float>());
+    file_->release(tensor_data(*info), info->n_bytes);  // read once: keep the mapping's pages out of RSS
     return out;
   } catch (const Error& error) {
     throw error.with_defaults(ErrorContext{path_, -1, "", name});

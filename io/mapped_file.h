@@ -20,6 +20,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the pages of [begin, begin + length) from this process's memory once they have been
+  // copied out (streaming a checkpoint tensor by tensor would otherwise keep every page read so
+  // far resident). The bytes stay readable: the kernel reads them back from the file if needed.
+  void release(const uint8_t* begin, size_t length) const;
 
  private:
   MappedFile() = default;

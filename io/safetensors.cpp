@@ -239,8 +239,10 @@ at::Tensor SafetensorsFile::view(const std::string& name) const {
 
 at::Tensor SafetensorsFile::load(const std::string& name, std::optional<at::ScalarType> dtype) const {
   at::Tensor mapped = view(name);
-  return mapped.to(dtype.value_or(mapped.scalar_type()), /*non_blocking=*/false, /*copy=*/true)
-      .contiguous();
+  at::Tensor copy = mapped.to(dtype.value_or(mapped.scalar_type()), /*non_blocking=*/false, /*copy=*/true).contiguous();
+  const SafetensorsTensorInfo* info = find(name);
+  file_->release(file_->data() + data_start_ + info->begin, info->end - info->begin);
+  return copy;
 }
 
 SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& path) {
