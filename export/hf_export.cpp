@@ -13,6 +13,7 @@
 #include "io/error.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "models/llama.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/gguf_vocab.h"
@@ -139,6 +140,43 @@ std::vector<int64_t> stop_token_ids(const ExportContext& context) {
   return ids;
 }
 
+// A GGUF stores Llama 3.1-style rope scaling only as the divisors it yields (rope_freqs); config.json
+// needs the parameters. With Meta's low/high frequency factors (1 and 4), the largest divisor is
+// the factor and any interpolated one gives the original context length; the result must
+// reproduce every stored divisor.
+RopeConfig recover_rope_parameters(const ModelConfig& config) {
+  const std::vector<float>& stored = config.rope.frequency_divisors;
+  ModelConfig plain = config;
+  plain.rope.frequency_divisors.clear();
+  plain.rope.type = "default";
+  const at::Tensor inv_freq = rope_inverse_frequencies(plain);
+  RopeConfig rope = plain.rope;
+  rope.type = "llama3";
+  rope.low_freq_factor = 1.0;
+  rope.high_freq_factor = 4.0;
+  rope.factor = *std::max_element(stored.begin(), stored.end());
+  std::vector<int64_t> candidates = {8192, 4096, 2048, 16384, 32768, 131072};
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (stored[i] > 1.0001f && stored[i] < rope.factor * 0.9999f) {
+      const double smooth = (1.0 / stored[i] - 1.0 / rope.factor) / (1.0 - 1.0 / rope.factor);
+      const double wavelen = 2 * M_PI / inv_freq[static_cast<int64_t>(i)].item<double>();
+      candidates.insert(candidates.begin(), std::llround(wavelen * (rope.low_freq_factor + smooth * 3.0)));
+      break;
+    }
+  }
+  const at::Tensor expected = at::tensor(stored, at::kFloat);
+  for (const int64_t original : candidates) {
+    ModelConfig candidate = plain;
+    candidate.rope = rope;
+    candidate.rope.original_max_position_embeddings = original;
+    const at::Tensor divisors = inv_freq / rope_inverse_frequencies(candidate);
+    if (divisors.sizes() == expected.sizes() && at::allclose(divisors, expected, 1e-4, 1e-6)) return candidate.rope;
+  }
+  throw bad_input("the GGUF's rope_freqs divisors match no Llama 3.x rope scaling, so config.json cannot describe "
+                  "them; export from the original HF checkpoint instead")
+      .tensor("rope_freqs.weight");
+}
+
 }  // namespace
 
 ExportPlan export_hf_model(const ExportContext& context, bool write, std::ostream& log) {
@@ -157,6 +195,7 @@ ExportPlan export_hf_model(const ExportContext& context, bool write, std::ostrea
   if (!write) return plan;
 
   ModelConfig config = context.model->config();
+  if (!config.rope.frequency_divisors.empty()) config.rope = recover_rope_parameters(config);
   const std::vector<int64_t> stops = stop_token_ids(context);
   StagingDirectory staging(context.options.out);
   write_file_atomic(staging.path("config.json"), hf_config_json(config, dtype_name(dtype)));

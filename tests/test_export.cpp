@@ -203,9 +203,13 @@ TEST(ExportHf, TransformersLoadsTheMergedModel) {
   // A SentencePiece GGUF (written by us from the Llama 2-style fixture) goes back to tokenizer.model.
   const std::string spm_gguf = (dir.path() / "llama2.gguf").string();
   expect_export({"--model", export_fixture("llama2").string(), "--format", "gguf", "--quant", "f32", "--out", spm_gguf});
+  // Llama 3 rope scaling goes to GGUF as rope_freqs divisors and back to config.json parameters.
+  const std::string llama3_gguf = (dir.path() / "llama3.gguf").string();
+  std::vector<std::string> cases;
+  expect_export({"--model", export_fixture("llama3").string(), "--format", "gguf", "--quant", "f32", "--out", llama3_gguf});
   for (const Case& c : {Case{"llama3-lora", export_fixture("llama3").string(), export_fixture("llama3-lora").string()},
                         Case{"qwen2", export_fixture("qwen2").string(), ""}, Case{"smollm2", smollm2_path(), ""},
-                        Case{"llama2-from-gguf", spm_gguf, ""}}) {
+                        Case{"llama2-from-gguf", spm_gguf, ""}, Case{"llama3-from-gguf", llama3_gguf, ""}}) {
     const fs::path out = dir.path() / c.name;
     std::vector<std::string> args = {"--model", c.model, "--format", "hf", "--out", out.string(), "--max-shard-size", "20"};
     if (!c.adapter.empty()) args.insert(args.end(), {"--adapter", c.adapter});
@@ -233,9 +237,10 @@ TEST(ExportHf, TransformersLoadsTheMergedModel) {
                         {"messages", text["messages"]}, {"rendered", rendered.text}};
     const fs::path case_path = dir.path() / (c.name + ".json");
     write_file_atomic(case_path.string(), check.dump());
-    const test::CommandResult result = python("check_export_hf.py", {case_path.string()});
-    EXPECT_EQ(result.exit_code, 0) << c.name << ": " << result.out << result.err;
+    cases.push_back(case_path.string());
   }
+  const test::CommandResult result = python("check_export_hf.py", cases);
+  EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
   // Sharded by --max-shard-size with an index; generation_config lists every stop id.
   EXPECT_TRUE(fs::exists(dir.path() / "smollm2" / "model.safetensors.index.json"));
   const Json generation = Json::parse(read_text_file((dir.path() / "llama3-lora" / "generation_config.json").string()));

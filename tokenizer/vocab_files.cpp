@@ -17,7 +17,8 @@ namespace retort::tok {
 namespace {
 
 namespace fs = std::filesystem;
-using Json = nlohmann::ordered_json;
+// Plain (key-sorted) JSON: an insertion-ordered object of 150k vocabulary entries builds in quadratic time.
+using Json = nlohmann::json;
 
 // One llama.cpp pre-tokenizer and its HF tokenizers spelling: the regex steps in order (the last
 // one is what ByteLevel's use_regex would add), NFC or not, and tokenizer model flags.

@@ -1,6 +1,6 @@
 """Loads an HF model directory Retort exported with transformers and compares with Retort:
 logits (float32), a greedy continuation, tokenizer ids of a probe text, and the chat template
-rendering. Usage: check_export_hf.py CASE.json with "dir", "input_ids", "logits" (a safetensors
+rendering. Usage: check_export_hf.py CASE.json... (one process for all: transformers loads once), each with "dir", "input_ids", "logits" (a safetensors
 file holding Retort's logits [1, T, V]), "tol", and optionally "prompt_ids"+"greedy",
 "probe"+"probe_ids", "messages"+"rendered". Exit 1 on a mismatch."""
 import json
@@ -11,8 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
-def main() -> int:
-    case = json.load(open(sys.argv[1]))
+def check(case) -> list:
     failures = []
     for shard in sorted(__import__("pathlib").Path(case["dir"]).glob("*.safetensors")):
         load_file(str(shard))  # the reference reader's own checks
@@ -47,6 +46,11 @@ def main() -> int:
         text = tokenizer.apply_chat_template(case["messages"], tokenize=False, add_generation_prompt=True)
         if text != case["rendered"]:
             failures.append(f"chat template rendering differs:\n  transformers {text!r}\n  retort       {case['rendered']!r}")
+    return [f"{case['dir']}: {failure}" for failure in failures]
+
+
+def main() -> int:
+    failures = [failure for path in sys.argv[1:] for failure in check(json.load(open(path)))]
     for failure in failures:
         print(failure, file=sys.stderr)
     return 1 if failures else 0
