@@ -45,7 +45,7 @@ CommandSpec export_command() {
           {{"model", "PATH", "base model: HF directory or .gguf"},
            {"adapter", "DIR", "PEFT LoRA adapter (merged for hf and gguf; required for peft and gguf-lora)"},
            {"format", "hf|peft|gguf|gguf-lora", "what to write"},
-           {"quant", "TYPE", "gguf: f32|f16|bf16|q8_0|q4_0|q4_k_m|q6_k (default f16); gguf-lora: f32|f16|bf16|q8_0 "
+           {"quant", "TYPE", "gguf: f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k (default f16); gguf-lora: f32|f16|bf16|q8_0 "
                              "(default f32); hf: f32|f16|bf16 (default: the source dtype)"},
            {"out", "PATH", "output directory (hf, peft) or .gguf file"},
            {"dry-run", "", "print the plan (tensors, types, sizes) and write nothing"},

@@ -16,13 +16,14 @@ struct SchemeEntry {
   uint32_t file_type;
 };
 
-constexpr std::array<SchemeEntry, 7> kSchemes{{
+constexpr std::array<SchemeEntry, 8> kSchemes{{
     {QuantScheme::kF32, "f32", 0},
     {QuantScheme::kF16, "f16", 1},
     {QuantScheme::kBF16, "bf16", 32},
     {QuantScheme::kQ8_0, "q8_0", 7},
     {QuantScheme::kQ4_0, "q4_0", 2},
     {QuantScheme::kQ4_K_M, "q4_k_m", 15},
+    {QuantScheme::kQ5_K_M, "q5_k_m", 17},
     {QuantScheme::kQ6_K, "q6_k", 18},
 }};
 
@@ -86,26 +87,25 @@ TensorTypeChoice choose_tensor_type(QuantScheme scheme, const std::string& name,
       return {GgmlType::Q8_0, ""};
     case QuantScheme::kQ4_0: type = GgmlType::Q4_0; break;
     case QuantScheme::kQ4_K_M: type = GgmlType::Q4_K; break;
+    case QuantScheme::kQ5_K_M: type = GgmlType::Q5_K; break;
     case QuantScheme::kQ6_K: type = GgmlType::Q6_K; break;
   }
   // llama_tensor_get_type, for the three llama-quantize schemes written here.
   const int64_t layer = block_index(name);
+  const bool k_mix = scheme == QuantScheme::kQ4_K_M || scheme == QuantScheme::kQ5_K_M;
   if (name == "output.weight" || (!context.has_output && name == "token_embd.weight")) {
     type = row % 256 != 0 ? GgmlType::Q8_0 : GgmlType::Q6_K;
-  } else if (scheme == QuantScheme::kQ4_K_M && name.find("attn_v.weight") != std::string::npos) {
+  } else if (k_mix && name.find("attn_v.weight") != std::string::npos) {
     if (use_more_bits(layer, context.n_layers)) type = GgmlType::Q6_K;
-    if (context.is_70b && type == GgmlType::Q4_K) {
-      throw bad_input("q4_k_m for an 80-layer Llama gives attn_v Q5_K, which Retort does not write yet; use q6_k "
-                      "or q8_0")
-          .tensor(name);
-    }
-  } else if (scheme == QuantScheme::kQ4_K_M && name.find("ffn_down") != std::string::npos) {
+    if (context.is_70b && type == GgmlType::Q4_K) type = GgmlType::Q5_K;  // LLM_TYPE_70B
+  } else if (k_mix && name.find("ffn_down") != std::string::npos) {
     if (use_more_bits(layer, context.n_layers)) type = GgmlType::Q6_K;
   }
   if (fits(type, row)) return {type, ""};
   // llama-quantize's fallbacks for rows that are not whole super-blocks.
   const GgmlType wanted = type;
   if (type == GgmlType::Q4_K) type = GgmlType::Q5_0;
+  if (type == GgmlType::Q5_K) type = GgmlType::Q5_1;
   if (type == GgmlType::Q6_K) type = GgmlType::Q8_0;
   if (!fits(type, row)) type = GgmlType::F16;
   return {type, "row length " + std::to_string(row) + " is not a multiple of the " + ggml_type_name(wanted) +

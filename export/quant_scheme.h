@@ -1,6 +1,6 @@
 // Which ggml type each GGUF tensor gets for a `--quant` choice: llama.cpp's converter rules for
 // f32/f16/bf16/q8_0 (convert_hf_to_gguf.py: 1-D tensors and norms stay F32) and llama-quantize's
-// rules for q4_0/q4_k_m/q6_k (llama-quant.cpp llama_tensor_get_type: Q6_K output, more bits for
+// rules for q4_0/q4_k_m/q5_k_m/q6_k (llama-quant.cpp llama_tensor_get_type: Q6_K output, more bits for
 // some attn_v/ffn_down layers, fallbacks for rows that are not whole blocks).
 #pragma once
 
@@ -12,9 +12,9 @@
 
 namespace retort {
 
-enum class QuantScheme { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_K_M, kQ6_K };
+enum class QuantScheme { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_K_M, kQ5_K_M, kQ6_K };
 
-// "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q6_k" (case-insensitive); bad_input listing
+// "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k" (case-insensitive); bad_input listing
 // the valid names otherwise.
 QuantScheme parse_quant_scheme(const std::string& name);
 std::string quant_scheme_name(QuantScheme scheme);

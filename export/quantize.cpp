@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "io/error.h"
 
@@ -91,6 +92,31 @@ void quantize_block_q5_0(const float* x, uint8_t* out) {
   std::memcpy(out + 2, &qh, 4);
 }
 
+// block_q5_1 { f16 d; f16 m; uint8 qh[4]; uint8 qs[16]; }: min/max range with 32 levels.
+void quantize_block_q5_1(const float* x, uint8_t* out) {
+  float min = std::numeric_limits<float>::max();
+  float max = -std::numeric_limits<float>::max();
+  for (int j = 0; j < kQK; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / ((1 << 5) - 1);
+  const float id = d != 0.f ? 1.0f / d : 0.0f;
+  store_f16(out, d);
+  store_f16(out + 2, min);
+  uint32_t qh = 0;
+  for (int j = 0; j < kQK / 2; ++j) {
+    const float x0 = (x[j] - min) * id;
+    const float x1 = (x[kQK / 2 + j] - min) * id;
+    const uint8_t q0 = static_cast<uint8_t>(x0 + 0.5f);
+    const uint8_t q1 = static_cast<uint8_t>(x1 + 0.5f);
+    out[8 + j] = (q0 & 0x0F) | ((q1 & 0x0F) << 4);
+    qh |= ((q0 & 0x10u) >> 4) << (j + 0);
+    qh |= ((q1 & 0x10u) >> 4) << (j + kQK / 2);
+  }
+  std::memcpy(out + 4, &qh, 4);
+}
+
 // make_qkx2_quants: an asymmetric (scale, min) fit of n values to [0, nmax], searching nstep
 // scales around the plain range fit and keeping the lowest weighted squared error.
 float fit_scale_min(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
@@ -159,9 +185,11 @@ float fit_scale_min(int n, int nmax, const float* x, const float* weights, uint8
   return scale;
 }
 
-// block_q4_K { f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]; }
-void quantize_block_q4_k(const float* x, uint8_t* out) {
-  uint8_t L[kQK_K];
+// The super-block scale/min fit Q4_K and Q5_K share: 8 sub-blocks of 32 fitted to [0, nmax], their
+// 6-bit scales and mins packed into `packed` (12 bytes) with the f16 super-scales at out[0..3].
+// Returns the quant levels L[256] recomputed against the packed scales, as ggml does.
+void fit_k_superblock(const float* x, int nmax, float rmin, float rdelta, int nstep, uint8_t* out, uint8_t* packed,
+                      uint8_t* L) {
   uint8_t Laux[32];
   float weights[32];
   float mins[kQK_K / 32];
@@ -172,11 +200,10 @@ void quantize_block_q4_k(const float* x, uint8_t* out) {
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = fit_scale_min(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+    scales[j] = fit_scale_min(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep);
     max_scale = std::max(max_scale, scales[j]);
     max_min = std::max(max_min, mins[j]);
   }
-  uint8_t* packed = out + 4;
   std::memset(packed, 0, 12);
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
@@ -194,8 +221,8 @@ void quantize_block_q4_k(const float* x, uint8_t* out) {
   }
   store_f16(out, max_scale / 63.f);
   store_f16(out + 2, max_min / 63.f);
-  const float d_all = fp16_to_fp32(fp32_to_fp16(max_scale / 63.f));
-  const float dmin_all = fp16_to_fp32(fp32_to_fp16(max_min / 63.f));
+  const float d_all = f16_round_trip(max_scale / 63.f);
+  const float dmin_all = f16_round_trip(max_min / 63.f);
   for (int j = 0; j < kQK_K / 32; ++j) {
     uint8_t sc, m;
     if (j < 4) {
@@ -210,13 +237,47 @@ void quantize_block_q4_k(const float* x, uint8_t* out) {
     const float dm = dmin_all * m;
     for (int ii = 0; ii < 32; ++ii) {
       const int l = nearest_int((x[32 * j + ii] + dm) / d);
-      L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(15, l)));
+      L[32 * j + ii] = static_cast<uint8_t>(std::max(0, std::min(nmax, l)));
     }
   }
+}
+
+// block_q4_K { f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]; }
+void quantize_block_q4_k(const float* x, uint8_t* out) {
+  uint8_t L[kQK_K];
+  fit_k_superblock(x, 15, -1.f, 0.1f, 20, out, out + 4, L);
   uint8_t* q = out + 16;
   for (int j = 0; j < kQK_K; j += 64) {
     for (int l = 0; l < 32; ++l) q[l] = L[j + l] | (L[j + l + 32] << 4);
     q += 32;
+  }
+}
+
+// block_q5_K { f16 d; f16 dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128]; }
+void quantize_block_q5_k(const float* x, uint8_t* out) {
+  uint8_t L[kQK_K];
+  fit_k_superblock(x, 31, -0.5f, 0.1f, 15, out, out + 4, L);
+  uint8_t* qh = out + 16;
+  uint8_t* ql = out + 48;
+  std::memset(qh, 0, kQK_K / 8);
+  uint8_t m1 = 1, m2 = 2;
+  for (int n = 0; n < kQK_K; n += 64) {
+    for (int j = 0; j < 32; ++j) {
+      int l1 = L[n + j];
+      if (l1 > 15) {
+        l1 -= 16;
+        qh[j] |= m1;
+      }
+      int l2 = L[n + j + 32];
+      if (l2 > 15) {
+        l2 -= 16;
+        qh[j] |= m2;
+      }
+      ql[j] = static_cast<uint8_t>(l1 | (l2 << 4));
+    }
+    m1 <<= 2;
+    m2 <<= 2;
+    ql += 32;
   }
 }
 
@@ -326,7 +387,9 @@ BlockQuantizer block_quantizer(GgmlType type) {
     case GgmlType::Q8_0: return quantize_block_q8_0;
     case GgmlType::Q4_0: return quantize_block_q4_0;
     case GgmlType::Q5_0: return quantize_block_q5_0;
+    case GgmlType::Q5_1: return quantize_block_q5_1;
     case GgmlType::Q4_K: return quantize_block_q4_k;
+    case GgmlType::Q5_K: return quantize_block_q5_k;
     case GgmlType::Q6_K: return quantize_block_q6_k;
     default: return nullptr;
   }
@@ -347,7 +410,7 @@ bool ggml_type_quantizable(GgmlType type) {
   return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16 || block_quantizer(type) != nullptr;
 }
 
-std::string ggml_quantizable_type_names() { return "F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K"; }
+std::string ggml_quantizable_type_names() { return "F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K"; }
 
 uint64_t ggml_row_bytes(GgmlType type, int64_t n_elements) {
   const GgmlTypeInfo& info = ggml_type_info(type);

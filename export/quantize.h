@@ -11,7 +11,7 @@
 
 namespace retort {
 
-// Types this file can write: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K.
+// Types this file can write: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 bool ggml_type_quantizable(GgmlType type);
 std::string ggml_quantizable_type_names();
 

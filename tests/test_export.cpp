@@ -122,7 +122,7 @@ TEST(ExportGguf, QuantizedTensorsAreIdenticalToLlamaCpp) {
   test::TempDir dir;
   const std::string model = smollm2_path();
   std::vector<std::string> checks = {(dir.path() / "f32.gguf").string()};
-  for (const std::string quant : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q6_k"}) {
+  for (const std::string quant : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"}) {
     const std::string out = (dir.path() / (quant + ".gguf")).string();
     expect_export({"--model", model, "--format", "gguf", "--quant", quant, "--out", out, "--no-modelfile"});
     if (quant != "f32") checks.push_back(quant + "=" + out);
@@ -277,7 +277,7 @@ TEST(ExportCli, BadInputIsRefusedClearly) {
     EXPECT_NE(result.err.find(fragment), std::string::npos) << result.err;
   };
   expect_bad({"--model", llama, "--format", "gguf", "--quant", "q3_k", "--out", out},
-             "valid: f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k");
+             "valid: f32, f16, bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k");
   expect_bad({"--model", llama, "--format", "onnx", "--out", out}, "valid: hf, peft, gguf, gguf-lora");
   expect_bad({"--model", llama, "--adapter", export_fixture("llama3-dora").string(), "--format", "gguf-lora", "--out", out},
              "DoRA");
