@@ -22,6 +22,7 @@ int run_export_command(const ParsedArgs& args) {
   options.system_prompt = args.get_or("system-prompt", "");
   options.model_name = args.get_or("name", "");
   options.modelfile = !args.has("no-modelfile");
+  options.allow_dora = args.has("allow-dora");
   if (args.has("max-shard-size")) {
     const int64_t megabytes = args.get_int("max-shard-size", 5000);
     if (megabytes <= 0) throw bad_input("--max-shard-size must be positive (MB)").key("max-shard-size");
@@ -54,6 +55,7 @@ CommandSpec export_command() {
                                      "default: the model's own"},
            {"system-prompt", "TEXT", "the Ollama Modelfile's SYSTEM (gguf)"},
            {"no-modelfile", "", "gguf: do not write an Ollama Modelfile beside the file"},
+           {"allow-dora", "", "peft: write a DoRA adapter although vLLM and llama.cpp reject its magnitude vectors"},
            {"name", "TEXT", "general.name in GGUF (default: from the paths)"},
            {"max-shard-size", "MB", "hf: largest safetensors shard (default 5000)"}},
           0,

@@ -17,6 +17,7 @@
 #include "models/linear.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace retort {
 namespace {
@@ -192,7 +193,7 @@ ExportResult run_export(const ExportOptions& options, std::ostream& log) {
     if (options.format == ExportFormat::kGguf && options.modelfile) {
       try {
         modelfile = ollama_modelfile(fs::path(options.out).filename().string(), context.chat_template.value_or(""),
-                                     options.system_prompt);
+                                     options.system_prompt, *load_tokenizer(options.model_path));
       } catch (const Error& error) {
         log << "warning: no Ollama Modelfile: " << error.message() << "\n";
       }

@@ -34,6 +34,7 @@ struct ExportOptions {
   std::string model_name;     // general.name / Modelfile comment; default: from the path
   uint64_t max_shard_bytes = 5'000'000'000;  // hf
   bool modelfile = true;      // gguf: write an Ollama Modelfile beside the file
+  bool allow_dora = false;    // peft: write DoRA magnitudes, which vLLM and llama.cpp reject
   // Weights already in memory (full fine-tuning's result) to export instead of model_path's;
   // model_path still provides the tokenizer and chat template. Moved to CPU float32.
   std::shared_ptr<CausalLM> trained_model;

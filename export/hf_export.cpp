@@ -216,6 +216,12 @@ ExportPlan export_hf_model(const ExportContext& context, bool write, std::ostrea
 
 ExportPlan export_peft_adapter(const ExportContext& context, bool write, std::ostream& log) {
   if (!context.adapter) throw bad_input("peft export needs --adapter (a PEFT LoRA adapter directory)");
+  if (context.adapter->spec.use_dora && !context.options.allow_dora) {
+    throw bad_input("this is a DoRA adapter: peft and transformers load it, but vLLM and llama.cpp reject adapters "
+                    "with lora_magnitude_vector tensors; pass --allow-dora to write it anyway, or export the merged "
+                    "model (--format hf or gguf) for those runtimes")
+        .file(context.options.adapter_path);
+  }
   ExportPlan plan;
   plan.files = {"adapter_config.json", "adapter_model.safetensors"};
   for (const auto& [path, projection] : projections_of(*context.model)) {

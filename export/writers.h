@@ -15,6 +15,7 @@
 namespace retort {
 
 class GgufFile;
+class Tokenizer;
 
 struct ExportContext {
   const ExportOptions& options;
@@ -37,8 +38,10 @@ ExportPlan export_peft_adapter(const ExportContext& context, bool write, std::os
 // Ollama Modelfile text for a GGUF file: FROM, TEMPLATE (Ollama's Go template for the chat
 // format the Jinja template is recognised as), PARAMETER stop for each end-of-turn string, and
 // SYSTEM when given. bad_input when the chat format is not one Retort can translate.
+// Stops that are not tokens of `tokenizer` (e.g. Llama 3.1's <|eom_id|> in a Llama 3.0 vocabulary)
+// are left out.
 std::string ollama_modelfile(const std::string& gguf_file_name, const std::string& chat_template_jinja,
-                             const std::string& system_prompt);
+                             const std::string& system_prompt, const Tokenizer& tokenizer);
 
 // HF rows [n*hd, ...] in half-split rope order -> llama.cpp's interleaved order (formats.md §2.4).
 at::Tensor permute_for_gguf(const at::Tensor& weight, int64_t heads);

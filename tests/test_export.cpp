@@ -159,7 +159,8 @@ TEST(ExportGguf, TinyLlamaQwen2AndSentencePieceModelsRunInLlamaCpp) {
         check["prompt_ids"] = prompt;
         check["greedy"] = greedy(*exported.model, prompt, 16);
         EXPECT_LT(std::abs(check["ppl"].get<double>() - ppl) / ppl, 0.01) << name;
-        EXPECT_TRUE(fs::exists(out + ".Modelfile"));
+        const test::CommandResult modelfile = python("check_modelfile.py", {out, out + ".Modelfile"});
+        EXPECT_EQ(modelfile.exit_code, 0) << name << ": " << modelfile.out << modelfile.err;
       }
       expect_llama_cpp(check, dir.path(), name + "-" + quant);
     }
@@ -285,6 +286,12 @@ TEST(ExportCli, BadInputIsRefusedClearly) {
               "gguf-lora", "--out", out},
              "wrong shape");
   expect_bad({"--model", llama, "--format", "gguf-lora", "--out", out}, "needs --adapter");
+  // DoRA loads in peft but vLLM and llama.cpp reject it: a PEFT export of it must be asked for.
+  const std::string dora = export_fixture("llama3-dora").string();
+  const std::string dora_out = (dir.path() / "dora").string();
+  expect_bad({"--model", llama, "--adapter", dora, "--format", "peft", "--out", dora_out}, "--allow-dora");
+  expect_export({"--model", llama, "--adapter", dora, "--format", "peft", "--out", dora_out, "--allow-dora"});
+  EXPECT_TRUE(fs::exists(fs::path(dora_out) / "adapter_model.safetensors"));
   expect_bad({"--model", llama, "--format", "gguf", "--out", (dir.path() / "m.bin").string()}, "*.gguf");
   // --dry-run prints the plan and writes nothing; an existing output needs --force.
   const test::CommandResult plan = export_cli({"--model", llama, "--format", "gguf", "--quant", "q4_k_m", "--out", out, "--dry-run"});
@@ -323,7 +330,8 @@ TEST(ExportSmolLM2, FineTunedPersonaRunsInLlamaCpp) {
   const fs::path lora = run / "export" / "creator-persona-lora-lora.gguf";
   ASSERT_TRUE(fs::exists(f16)) << trained.err;
   ASSERT_TRUE(fs::exists(lora)) << trained.err;
-  EXPECT_NE(read_text_file(f16.string() + ".Modelfile").find("PARAMETER stop \"<|im_end|>\""), std::string::npos);
+  const test::CommandResult modelfile = python("check_modelfile.py", {f16.string(), f16.string() + ".Modelfile"});
+  EXPECT_EQ(modelfile.exit_code, 0) << modelfile.out << modelfile.err;
   const std::string adapter = (run / "adapter").string();
   std::map<std::string, fs::path> files = {{"f16", f16}};
   for (const std::string quant : {"q8_0", "q4_k_m"}) {
