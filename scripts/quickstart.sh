@@ -35,7 +35,8 @@ echo "== After training: the same questions with the adapter ($out/adapter)"
 answer --adapter "$out/adapter"
 
 echo
-echo "Quickstart done. Outputs in $out: adapter/ (PEFT LoRA adapter), checkpoint-*/ (resumable),"
+echo "Quickstart done. Outputs in $out: adapter/ (PEFT LoRA adapter), export/*.gguf (llama.cpp; with an"
+echo "Ollama Modelfile: ollama create persona -f $out/export/creator-persona-lora-q8_0.gguf.Modelfile), checkpoint-*/ (resumable),"
 echo "metrics.jsonl and tensorboard/ (tensorboard --logdir $out). Try:"
 echo "  $retort chat --model $model --adapter $out/adapter --system \"$system\""
 echo "  $retort data inspect --recipe recipes/creator_persona_lora.yaml model.path=$model"

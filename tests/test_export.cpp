@@ -384,3 +384,37 @@ TEST(ExportSmolLM2, FineTunedPersonaRunsInLlamaCpp) {
 
 }  // namespace
 }  // namespace retort
+
+namespace retort {
+namespace {
+
+// A full fine-tune's recipe exports its trained weights (not the base) when the run ends: the HF
+// and GGUF (F32) exports give the same logits, which differ from the base model's.
+TEST(ExportSmolLM2, FullFineTuneExportsTheTrainedWeights) {
+  test::TempDir dir;
+  const std::string source_dir = test::env_or_empty("RETORT_SOURCE_DIR");
+  const fs::path run = dir.path() / "run";
+  const test::CommandResult trained = test::run_retort(
+      {"run", source_dir + "/recipes/full_finetune.yaml", "model.path=" + smollm2_path(),
+       "data.train=" + source_dir + "/examples/creator_persona/train.jsonl", "checkpoint.output_dir=" + run.string(),
+       "training.max_steps=2", "data.max_seq_len=512", "logging.tensorboard=false", "export.quant=f32",
+       "training.gradient_accumulation=1", "data.validation_fraction=0"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const fs::path hf = run / "export" / "hf";
+  fs::path gguf;
+  for (const auto& entry : fs::directory_iterator(run / "export")) {
+    if (entry.path().extension() == ".gguf") gguf = entry.path();
+  }
+  ASSERT_TRUE(fs::exists(hf / "config.json")) << trained.err;
+  ASSERT_FALSE(gguf.empty()) << trained.err;
+  const at::Tensor ids = at::arange(10, 40, at::kLong).unsqueeze(0) * 37;
+  at::NoGradGuard no_grad;
+  const at::Tensor from_hf = load_model(hf.string()).model->forward_logits(ids);
+  const at::Tensor from_gguf = load_model(gguf.string()).model->forward_logits(ids);
+  const at::Tensor base = load_model(smollm2_path()).model->forward_logits(ids);
+  EXPECT_LE((from_hf - from_gguf).abs().max().item<double>(), 1e-4);
+  EXPECT_GT((from_hf - base).abs().max().item<double>(), 1e-2);
+}
+
+}  // namespace
+}  // namespace retort
