@@ -39,3 +39,13 @@ function(retort_library name)
   retort_apply_warnings(retort_${name})
   retort_use_pch(retort_${name})
 endfunction()
+
+# LibTorch's at::parallel_for is inline code around `#pragma omp parallel` (the wheel's ATen is
+# built for OpenMP): a file that calls it must be compiled with -fopenmp or its loop runs on one
+# thread. Only those files get the flag (the shared precompiled header is built without it), and
+# the link uses libgomp.so.1 -- the same soname as the wheel's bundled copy, so one runtime loads.
+function(retort_openmp_sources target)
+  set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES
+    COMPILE_OPTIONS "-fopenmp" SKIP_PRECOMPILE_HEADERS ON)
+  target_link_options(${target} PUBLIC -fopenmp)
+endfunction()

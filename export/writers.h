@@ -22,7 +22,8 @@ struct ExportContext {
   // The architecture and its parameter names and shapes, adapters attached. Unless the weights
   // came from memory, its parameters are an unwritten skeleton: read values through weight().
   std::shared_ptr<CausalLM> model;
-  // One parameter's value, float32 on CPU, with the adapter folded in for hf and gguf.
+  // One parameter's value on CPU (any floating dtype; float32 when an adapter is folded in, as it
+  // is for hf and gguf).
   std::function<at::Tensor(const std::string& hf_name)> weight;
   std::optional<LoadedAdapter> adapter;
   std::shared_ptr<GgufFile> source_gguf;    // when the model is a .gguf

@@ -96,7 +96,7 @@ LazyModel open_model_lazily(const std::string& path) {
   lazy.skeleton = create_model(config, (fs::path(dir) / "config.json").string());
   auto checkpoint = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));
   check_hf_tensors(*lazy.skeleton, *checkpoint, dir);
-  lazy.load = [checkpoint](const std::string& name) { return checkpoint->load(name, at::kFloat); };
+  lazy.load = [checkpoint](const std::string& name) { return checkpoint->load(name); };  // stored dtype
   return lazy;
 }
 

@@ -29,8 +29,9 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options = {})
 
 // A model for streaming conversions: the architecture with its parameters allocated but never
 // written (so they take no memory), checked name by name and shape by shape against the file,
-// and a reader that loads one parameter at a time from the file as float32 on CPU (GGUF tensors
-// dequantized and un-permuted). Peak memory stays near the largest tensor.
+// and a reader that loads one parameter at a time from the file on CPU, in its stored dtype
+// (safetensors) or as float32 (GGUF tensors, dequantized and un-permuted). Peak memory stays
+// near the largest tensor.
 struct LazyModel {
   std::shared_ptr<CausalLM> skeleton;  // do not read its parameters
   std::function<at::Tensor(const std::string& hf_name)> load;
