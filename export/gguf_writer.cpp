@@ -1,6 +1,7 @@
 #include "export/gguf_writer.h"
 
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 #include "io/error.h"
@@ -56,6 +57,47 @@ void put_value(std::string& out, const GgufValue& value) {
       value.data);
 }
 
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The value type llama.cpp requires for a key it reads ("key ... has wrong type" otherwise; formats.md
+// §3.4, §3.5, §3.9). Architecture keys are matched by their suffix after "<arch>.".
+std::optional<GgufValueType> required_type(const std::string& key) {
+  using T = GgufValueType;
+  static const std::vector<std::pair<std::string, T>> exact = {
+      {"general.architecture", T::kString}, {"general.type", T::kString}, {"general.name", T::kString},
+      {"general.file_type", T::kUint32}, {"general.quantization_version", T::kUint32},
+      {"tokenizer.ggml.model", T::kString}, {"tokenizer.ggml.pre", T::kString},
+      {"tokenizer.chat_template", T::kString}, {"tokenizer.ggml.add_bos_token", T::kBool},
+      {"tokenizer.ggml.add_eos_token", T::kBool}, {"tokenizer.ggml.add_space_prefix", T::kBool},
+      {"adapter.type", T::kString}, {"adapter.lora.alpha", T::kFloat32}};
+  for (const auto& [name, type] : exact) {
+    if (key == name) return type;
+  }
+  if (key.rfind("tokenizer.ggml.", 0) == 0 && ends_with(key, "_token_id")) return T::kUint32;
+  static const std::vector<std::pair<std::string, T>> arch_suffixes = {
+      {".context_length", T::kUint32}, {".embedding_length", T::kUint32}, {".block_count", T::kUint32},
+      {".feed_forward_length", T::kUint32}, {".attention.head_count", T::kUint32},
+      {".attention.head_count_kv", T::kUint32}, {".attention.layer_norm_rms_epsilon", T::kFloat32},
+      {".rope.freq_base", T::kFloat32}, {".rope.dimension_count", T::kUint32}, {".attention.key_length", T::kUint32},
+      {".attention.value_length", T::kUint32}, {".vocab_size", T::kUint32}, {".rope.scaling.factor", T::kFloat32},
+      {".rope.scaling.type", T::kString}};
+  if (key.rfind("general.", 0) == 0 || key.rfind("tokenizer.", 0) == 0) return std::nullopt;
+  for (const auto& [suffix, type] : arch_suffixes) {
+    if (ends_with(key, suffix) && key.find('.') == key.size() - suffix.size()) return type;
+  }
+  return std::nullopt;
+}
+
+// Arrays llama.cpp reads with a fixed element type.
+std::optional<GgufValueType> required_element_type(const std::string& key) {
+  if (key == "tokenizer.ggml.tokens" || key == "tokenizer.ggml.merges") return GgufValueType::kString;
+  if (key == "tokenizer.ggml.scores") return GgufValueType::kFloat32;
+  if (key == "tokenizer.ggml.token_type") return GgufValueType::kInt32;
+  return std::nullopt;
+}
+
 }  // namespace
 
 GgufWriter::GgufWriter(std::string path, uint32_t alignment) : path_(std::move(path)), alignment_(alignment) {
@@ -86,6 +128,18 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
   if (const auto* array = std::get_if<GgufArray>(&value.data);
       array != nullptr && array->element_type() == GgufValueType::kArray) {
     throw bad_input("GGUF arrays of arrays are not readable by ggml").file(path_).key(key);
+  }
+  const auto wrong = [&](GgufValueType want, GgufValueType got, const char* what) {
+    throw bad_input(std::string("llama.cpp reads this key as ") + what + gguf_value_type_name(want) + ", not " +
+                    gguf_value_type_name(got))
+        .file(path_)
+        .key(key);
+  };
+  if (const auto want = required_type(key); want && *want != value.type()) wrong(*want, value.type(), "");
+  if (const auto want = required_element_type(key)) {
+    const auto* array = std::get_if<GgufArray>(&value.data);
+    if (array == nullptr) wrong(GgufValueType::kArray, value.type(), "");
+    if (array->element_type() != *want) wrong(*want, array->element_type(), "an array of ");
   }
   if (!keys_.insert(key).second) throw bad_input("duplicate GGUF metadata key").file(path_).key(key);
   metadata_.emplace_back(key, std::move(value));

@@ -95,7 +95,10 @@ TEST(GgufWriter, RefusesWhatGgmlWouldReject) {
   };
   GgufWriter writer(path);
   writer.set_string("general.architecture", "llama");
-  expect_refused([&] { writer.set_u32("general.architecture", 1); }, "duplicate GGUF metadata key");
+  expect_refused([&] { writer.set_string("general.architecture", "qwen2"); }, "duplicate GGUF metadata key");
+  expect_refused([&] { writer.set_i32("llama.context_length", 4096); }, "reads this key as uint32, not int32");
+  expect_refused([&] { writer.set("tokenizer.ggml.scores", GgufValue{GgufArray{std::vector<double>{1.0}}}); },
+                 "as an array of float32, not float64");
   expect_refused([&] { writer.add_tensor(std::string(64, 'a'), {32}, GgmlType::F32); }, "1 to 63 bytes");
   expect_refused([&] { writer.add_tensor("rows", {48, 2}, GgmlType::Q8_0); }, "not a multiple of the Q8_0 block size 32");
   writer.add_tensor("a", {4}, GgmlType::F32);
