@@ -73,6 +73,16 @@ double perplexity(CausalLM& model, const std::vector<int64_t>& ids) {
   return std::exp(-picked.mean().item<double>());
 }
 
+// `retort run recipes/NAME.yaml` on SmolLM2 and the creator-persona data, into `run`.
+test::CommandResult run_persona_recipe(const std::string& name, const fs::path& run, std::vector<std::string> overrides) {
+  const std::string source_dir = test::env_or_empty("RETORT_SOURCE_DIR");
+  std::vector<std::string> args = {"run", source_dir + "/recipes/" + name + ".yaml", "model.path=" + smollm2_path(),
+                                   "data.train=" + source_dir + "/examples/creator_persona/train.jsonl",
+                                   "checkpoint.output_dir=" + run.string(), "logging.tensorboard=false"};
+  args.insert(args.end(), overrides.begin(), overrides.end());
+  return test::run_retort(args);
+}
+
 // Writes a case file for check_export_llama_cpp.py and runs it.
 void expect_llama_cpp(const Json& check, const fs::path& dir, const std::string& name) {
   const fs::path path = dir / (name + ".json");
@@ -309,12 +319,6 @@ TEST(ExportCli, BadInputIsRefusedClearly) {
   EXPECT_EQ(GgufFile::open(out)->get_string("general.architecture"), "llama");
 }
 
-}  // namespace
-}  // namespace retort
-
-namespace retort {
-namespace {
-
 // The user journey on a real model: a short LoRA fine-tune of SmolLM2-135M-Instruct on the
 // creator-persona data whose recipe exports GGUF (F16) and a GGUF LoRA when it ends, then Q8_0 and
 // Q4_K_M from the CLI; llama.cpp tokenizes like us, continues a persona prompt like us, and its
@@ -323,11 +327,9 @@ TEST(ExportSmolLM2, FineTunedPersonaRunsInLlamaCpp) {
   test::TempDir dir;
   const std::string source_dir = test::env_or_empty("RETORT_SOURCE_DIR");
   const fs::path run = dir.path() / "run";
-  const std::string recipe = source_dir + "/recipes/creator_persona_lora.yaml";
-  const test::CommandResult trained = test::run_retort(
-      {"run", recipe, "model.path=" + smollm2_path(), "data.train=" + source_dir + "/examples/creator_persona/train.jsonl",
-       "checkpoint.output_dir=" + run.string(), "training.max_steps=3", "data.max_seq_len=128", "lora.rank=8",
-       "logging.tensorboard=false", "export.formats=[peft, gguf, gguf-lora]", "export.quant=f16"});
+  const test::CommandResult trained =
+      run_persona_recipe("creator_persona_lora", run, {"training.max_steps=3", "data.max_seq_len=128", "lora.rank=8",
+                                                        "export.formats=[peft, gguf, gguf-lora]", "export.quant=f16"});
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   const fs::path f16 = run / "export" / "creator-persona-lora-f16.gguf";
   const fs::path lora = run / "export" / "creator-persona-lora-lora.gguf";
@@ -385,23 +387,14 @@ TEST(ExportSmolLM2, FineTunedPersonaRunsInLlamaCpp) {
                    dir.path(), "persona-lora");
 }
 
-}  // namespace
-}  // namespace retort
-
-namespace retort {
-namespace {
-
 // A full fine-tune's recipe exports its trained weights (not the base) when the run ends: the HF
 // and GGUF (F32) exports give the same logits, which differ from the base model's.
 TEST(ExportSmolLM2, FullFineTuneExportsTheTrainedWeights) {
   test::TempDir dir;
-  const std::string source_dir = test::env_or_empty("RETORT_SOURCE_DIR");
   const fs::path run = dir.path() / "run";
-  const test::CommandResult trained = test::run_retort(
-      {"run", source_dir + "/recipes/full_finetune.yaml", "model.path=" + smollm2_path(),
-       "data.train=" + source_dir + "/examples/creator_persona/train.jsonl", "checkpoint.output_dir=" + run.string(),
-       "training.max_steps=2", "data.max_seq_len=512", "logging.tensorboard=false", "export.quant=f32",
-       "training.gradient_accumulation=1", "data.validation_fraction=0"});
+  const test::CommandResult trained =
+      run_persona_recipe("full_finetune", run, {"training.max_steps=2", "data.max_seq_len=512", "export.quant=f32",
+                                                 "training.gradient_accumulation=1", "data.validation_fraction=0"});
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   const fs::path hf = run / "export" / "hf";
   fs::path gguf;

@@ -2,17 +2,21 @@
 computed: tokenization of a probe text, a greedy continuation, and perplexity on held-out text.
 Usage: check_export_llama_cpp.py CASE.json; CASE holds "gguf", optional "lora", and any of
 "probe"+"probe_ids", "prompt_ids"+"greedy", "ppl_ids"+"ppl"+"ppl_rel_tol". Prints llama.cpp's
-results as JSON; exit 1 on a mismatch."""
+results as JSON; exit 1 on a mismatch. gguf-py must also read each file."""
 import json
 import math
 import sys
 
 import numpy as np
+from gguf import GGUFReader
 from llama_cpp import Llama
 
 
 def main() -> int:
     case = json.load(open(sys.argv[1]))
+    for path in (case["gguf"], case.get("lora")):
+        if path:
+            GGUFReader(path)  # gguf-py's own checks on every file we write
     kwargs = {"lora_path": case["lora"]} if case.get("lora") else {}
     llm = Llama(case["gguf"], n_ctx=512, n_batch=512, logits_all=True, verbose=False, seed=0, n_threads=2, **kwargs)
     report, failures = {}, []
