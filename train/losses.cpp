@@ -6,6 +6,7 @@
 #include "train/losses.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 namespace retort {
@@ -27,9 +28,14 @@ at::Tensor chunk_loss(const at::Tensor& logits, const at::Tensor& targets, at::T
   return loss;
 }
 
-struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
+// A chunk's summed loss and, when `grad_logits` is given, d(loss)/d(logits).
+using ChunkLossWithGradient = std::function<at::Tensor(const at::Tensor& logits, int64_t start, at::Tensor* grad_logits)>;
+
+// The loss of inputs @ weight^T taken chunk by chunk, its gradients formed in the forward pass
+// (one chunk's logits alive at a time); backward only scales them by the incoming gradient.
+struct ChunkedLinearLoss : public torch::autograd::Function<ChunkedLinearLoss> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& inputs, const at::Tensor& weight,
-                            const at::Tensor& targets, int64_t chunk_tokens) {
+                            const ChunkLossWithGradient* chunk_loss, int64_t chunk_tokens) {
     const bool want_inputs = inputs.requires_grad(), want_weight = weight.requires_grad();
     at::Tensor grad_inputs = want_inputs ? at::empty_like(inputs) : at::Tensor();
     at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
@@ -40,7 +46,7 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
       const at::Tensor x = inputs.narrow(0, start, rows);  // [n, H]
       const at::Tensor logits = at::linear(x, weight).to(at::kFloat);  // [n, V] as the model computes it
       at::Tensor grad_logits;
-      total = total + chunk_loss(logits, targets.narrow(0, start, rows), &grad_logits);
+      total = total + (*chunk_loss)(logits, start, &grad_logits);
       if (want_inputs) grad_inputs.narrow(0, start, rows).copy_(at::matmul(grad_logits, weight_f32));
       if (want_weight) grad_weight.add_(at::matmul(grad_logits.t(), x.to(at::kFloat)));
     }
@@ -59,7 +65,33 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
   }
 };
 
+at::Tensor run_chunked(const at::Tensor& inputs, const at::Tensor& weight, const ChunkLossWithGradient& chunk_loss,
+                       int64_t chunk_tokens) {
+  const bool needs_grad = at::GradMode::is_enabled() && (inputs.requires_grad() || weight.requires_grad());
+  if (needs_grad) return ChunkedLinearLoss::apply(inputs, weight, &chunk_loss, chunk_tokens);
+  at::Tensor total = at::zeros({}, inputs.options().dtype(at::kFloat));
+  for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
+    const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
+    total = total + chunk_loss(at::linear(inputs.narrow(0, start, rows), weight).to(at::kFloat), start, nullptr);
+  }
+  return total;
+}
+
 }  // namespace
+
+at::Tensor chunked_linear_loss(const at::Tensor& inputs, const at::Tensor& weight, const ChunkLoss& chunk_loss,
+                               int64_t chunk_tokens) {
+  // Any loss: autograd differentiates each chunk's loss on its own.
+  const ChunkLossWithGradient with_gradient = [&](const at::Tensor& logits, int64_t start, at::Tensor* grad_logits) {
+    if (grad_logits == nullptr) return chunk_loss(logits, start);
+    at::AutoGradMode enable(true);
+    const at::Tensor leaf = logits.detach().requires_grad_(true);
+    const at::Tensor loss = chunk_loss(leaf, start);
+    *grad_logits = torch::autograd::grad({loss}, {leaf})[0];
+    return loss.detach();
+  };
+  return run_chunked(inputs, weight, with_gradient, chunk_tokens);
+}
 
 at::Tensor TokenLoss::mean() const { return sum / static_cast<double>(std::max<int64_t>(tokens, 1)); }
 
@@ -78,17 +110,13 @@ TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, con
     inputs = inputs.index_select(0, counted);
     targets = targets.index_select(0, counted);
   }
-  const bool needs_grad = at::GradMode::is_enabled() && (inputs.requires_grad() || weight.requires_grad());
-  if (needs_grad) {
-    loss.sum = LinearCrossEntropy::apply(inputs, weight, targets, chunk_tokens);
-    return loss;
-  }
-  loss.sum = at::zeros({}, hidden.options().dtype(at::kFloat));
-  for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
-    const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
-    const at::Tensor logits = at::linear(inputs.narrow(0, start, rows), weight).to(at::kFloat);
-    loss.sum = loss.sum + chunk_loss(logits, targets.narrow(0, start, rows), nullptr);
-  }
+  // Cross-entropy's gradient has a closed form (softmax - one_hot): no autograd per chunk.
+  loss.sum = run_chunked(
+      inputs, weight,
+      [&](const at::Tensor& logits, int64_t start, at::Tensor* grad_logits) {
+        return chunk_loss(logits, targets.narrow(0, start, logits.size(0)), grad_logits);
+      },
+      chunk_tokens);
   return loss;
 }
 

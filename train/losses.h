@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
+
 namespace retort {
 
 inline constexpr int64_t kIgnoreIndex = -100;
@@ -20,5 +22,14 @@ struct TokenLoss {
 // forward pass, so the float32 [tokens x V] logits are never all alive, forward or backward.
 TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                          int64_t chunk_tokens = 1024);
+
+// The summed loss of logits = inputs @ weight^T (inputs [N, H], weight [V, H]) taken `chunk_tokens`
+// rows at a time: `chunk_loss(logits [n, V] float32, start)` returns the scalar loss of rows
+// [start, start + n). With autograd, each chunk's gradient is formed right away (autograd on the
+// chunk alone) and folded into the gradients of inputs and weight, so the float32 [N x V] logits,
+// and whatever the loss needs besides them (a teacher's logits), are never alive all at once.
+using ChunkLoss = std::function<at::Tensor(const at::Tensor& logits, int64_t start)>;
+at::Tensor chunked_linear_loss(const at::Tensor& inputs, const at::Tensor& weight, const ChunkLoss& chunk_loss,
+                               int64_t chunk_tokens = 1024);
 
 }  // namespace retort
