@@ -10,27 +10,7 @@
 
 namespace retort {
 
-SftStep::SftStep(CausalLM& model) : model_(model) {
-  std::vector<std::pair<std::string, at::Tensor>> adapter_tensors;
-  for (auto& [path, projection] : projections_of(model)) {
-    if (auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get())) {
-      lora->training = true;
-      const std::string stem = "base_model.model." + path;
-      adapter_tensors.emplace_back(stem + ".lora_A.weight", lora->lora_a);
-      adapter_tensors.emplace_back(stem + ".lora_B.weight", lora->lora_b);
-      if (lora->magnitude.defined()) adapter_tensors.emplace_back(stem + ".lora_magnitude_vector", lora->magnitude);
-    }
-  }
-  const bool use_lora = !adapter_tensors.empty();
-  for (auto& p : model.parameters()) p.set_requires_grad(!use_lora);
-  if (use_lora) {
-    for (auto& [name, tensor] : adapter_tensors) tensor.set_requires_grad(true);
-    trainable_ = adapter_tensors;
-  } else {
-    for (const auto& item : model.named_parameters()) trainable_.emplace_back(item.key(), item.value());
-  }
-  model.train();
-}
+SftStep::SftStep(CausalLM& model) : model_(model), trainable_(prepare_trainable_parameters(model)) { model.train(); }
 
 StepResult SftStep::forward(const Batch& batch) {
   ForwardOptions options;
@@ -42,12 +22,7 @@ StepResult SftStep::forward(const Batch& batch) {
   return {loss.sum, loss.tokens};
 }
 
-void SftStep::set_training(bool training) {
-  model_.train(training);
-  for (auto& [path, projection] : projections_of(model_)) {
-    if (auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get())) lora->training = training;
-  }
-}
+void SftStep::set_training(bool training) { set_lora_training(model_, training); }
 
 int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& targets, uint64_t seed) {
   at::Generator generator = at::detail::createCPUGenerator(seed);

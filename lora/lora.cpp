@@ -257,4 +257,33 @@ void write_peft_adapter(CausalLM& model, const LoraSpec& spec, const std::vector
   fs::rename(temp_dir, final_dir);
 }
 
+std::vector<std::pair<std::string, at::Tensor>> prepare_trainable_parameters(CausalLM& model) {
+  std::vector<std::pair<std::string, at::Tensor>> adapter_tensors;
+  for (auto& [path, projection] : projections_of(model)) {
+    if (auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get())) {
+      lora->training = true;
+      const std::string stem = kPeftPrefix + path;
+      adapter_tensors.emplace_back(stem + ".lora_A.weight", lora->lora_a);
+      adapter_tensors.emplace_back(stem + ".lora_B.weight", lora->lora_b);
+      if (lora->magnitude.defined()) adapter_tensors.emplace_back(stem + ".lora_magnitude_vector", lora->magnitude);
+    }
+  }
+  const bool use_lora = !adapter_tensors.empty();
+  for (auto& p : model.parameters()) p.set_requires_grad(!use_lora);
+  if (use_lora) {
+    for (auto& [name, tensor] : adapter_tensors) tensor.set_requires_grad(true);
+    return adapter_tensors;
+  }
+  std::vector<std::pair<std::string, at::Tensor>> all;
+  for (const auto& item : model.named_parameters()) all.emplace_back(item.key(), item.value());
+  return all;
+}
+
+void set_lora_training(CausalLM& model, bool training) {
+  model.train(training);
+  for (auto& [path, projection] : projections_of(model)) {
+    if (auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get())) lora->training = training;
+  }
+}
+
 }  // namespace retort

@@ -63,6 +63,12 @@ LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir)
 void write_peft_adapter(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& target_modules,
                         const std::string& base_model_name_or_path, const std::string& directory);
 
+// What a training step updates: the adapters (A, B, DoRA magnitude, under PEFT's names) when the
+// model carries any, the base frozen; otherwise every parameter (HF names). Sets requires_grad.
+std::vector<std::pair<std::string, at::Tensor>> prepare_trainable_parameters(CausalLM& model);
+// LoRA dropout on (training) or off, for every adapter.
+void set_lora_training(CausalLM& model, bool training);
+
 // Every Projection in the model by module path ("model.layers.0.self_attn.q_proj").
 std::map<std::string, std::shared_ptr<Projection>> projections_of(CausalLM& model);
 

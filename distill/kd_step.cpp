@@ -1,0 +1,64 @@
+#include "distill/kd_step.h"
+
+#include <ATen/ATen.h>
+
+#include "io/error.h"
+#include "lora/lora.h"
+
+namespace retort {
+namespace {
+
+ForwardOptions forward_options(const Batch& batch) {
+  ForwardOptions options;
+  options.attention_mask = batch.attention_mask;
+  options.position_ids = batch.position_ids;
+  options.segment_ids = batch.segment_ids;
+  return options;
+}
+
+// Hidden states [B, T, H] -> the rows that predict a trained label, [N, H] (position t predicts
+// label t + 1), in the order causal_lm_loss counts them.
+at::Tensor counted_rows(const at::Tensor& hidden, const at::Tensor& counted) {
+  const at::Tensor inputs = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, hidden.size(-1)});
+  return inputs.index_select(0, counted);
+}
+
+}  // namespace
+
+KdStep::KdStep(CausalLM& student, CausalLM& teacher, const KdStepOptions& options)
+    : student_(student), teacher_(teacher), options_(options), trainable_(prepare_trainable_parameters(student)) {
+  if (!(options.alpha >= 0 && options.alpha <= 1)) throw bad_input("distill.alpha must be in [0, 1]").key("distill.alpha");
+  if (options.shared_vocab <= 0) throw internal_error("KdStep needs the shared vocabulary size");
+  for (auto& p : teacher.parameters()) p.set_requires_grad(false);
+  teacher.eval();
+  student.train();
+}
+
+StepResult KdStep::forward(const Batch& batch) {
+  const ForwardOptions options = forward_options(batch);
+  const at::Tensor hidden = student_.forward_hidden(batch.input_ids, options);  // [B, T, H]
+  const TokenLoss ce = causal_lm_loss(hidden, student_.output_weight(), batch.labels, options_.chunk_tokens);
+  const at::Tensor targets = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).reshape({-1}).to(hidden.device());
+  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
+  at::Tensor teacher_rows;  // [N, H_teacher]
+  {
+    at::NoGradGuard no_grad;
+    const at::Tensor teacher_hidden = teacher_.forward_hidden(batch.input_ids.to(teacher_.device()), options);
+    teacher_rows = counted_rows(teacher_hidden, counted.to(teacher_hidden.device()));
+  }
+  const at::Tensor teacher_weight = teacher_.output_weight().narrow(0, 0, options_.shared_vocab);
+  const TokenLoss kd = kd_loss(
+      counted_rows(hidden, counted), student_.output_weight().narrow(0, 0, options_.shared_vocab),
+      [&](int64_t start, int64_t rows) {
+        at::NoGradGuard no_grad;
+        TeacherChunk chunk;
+        chunk.logits = at::linear(teacher_rows.narrow(0, start, rows), teacher_weight).to(at::kFloat).to(hidden.device());
+        return chunk;
+      },
+      options_.kd, options_.chunk_tokens);
+  return {options_.alpha * kd.sum + (1 - options_.alpha) * ce.sum, ce.tokens};
+}
+
+void KdStep::set_training(bool training) { set_lora_training(student_, training); }
+
+}  // namespace retort

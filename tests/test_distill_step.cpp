@@ -1,0 +1,80 @@
+// distill: the vocabulary check and the online KD step of the training loop.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "distill/kd_step.h"
+#include "distill/vocabulary.h"
+#include "io/atomic_file.h"
+#include "io/error.h"
+#include "models/loader.h"
+#include "test_support_fixtures.h"
+#include "tokenizer/tokenizer.h"
+
+namespace retort {
+namespace {
+
+TEST(DistillVocabulary, SameTokenizerPassesPaddedRowsAreSlicedOthersAreRefused) {
+  const std::string smollm2 = nlohmann::json::parse(
+      read_text_file((test::fixture_dir("smollm2") / "smollm2.json").string()))["gguf"];
+  const auto a = load_tokenizer(smollm2);
+  const auto b = load_tokenizer(smollm2);
+  EXPECT_EQ(shared_vocabulary_size(*a, 49152, *b, 49152), 49152);
+  EXPECT_EQ(shared_vocabulary_size(*a, 49280, *b, 49152), 49152);  // a teacher padded to a multiple of 128
+  const auto llama3 = load_tokenizer((test::fixture_dir("export") / "llama3").string());
+  const auto qwen2 = load_tokenizer((test::fixture_dir("export") / "qwen2").string());
+  for (const auto& [teacher, student] : {std::pair{&*a, &*llama3}, std::pair{&*llama3, &*qwen2}}) {
+    try {
+      shared_vocabulary_size(*teacher, static_cast<int64_t>(teacher->vocab_size()), *student,
+                             static_cast<int64_t>(student->vocab_size()));
+      FAIL() << "different tokenizers accepted";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("tokenizers differ"), std::string::npos) << error.what();
+    }
+  }
+  EXPECT_THROW(shared_vocabulary_size(*a, 49152, *b, 49000), Error);  // an embedding smaller than its tokenizer
+}
+
+// The step's loss is alpha * sum of per-token divergences + (1 - alpha) * summed cross-entropy over
+// the trained tokens, computed here from the two models' full logits; only the student learns.
+TEST(DistillStep, LossIsAlphaKdPlusCrossEntropyOnTrainedTokensAndOnlyTheStudentLearns) {
+  LoadedModel teacher = load_model((test::fixture_dir("models") / "llama_gqa").string());
+  LoadedModel student = load_model((test::fixture_dir("models") / "qwen2_tied").string());
+  const int64_t vocab = student.model->config().vocab_size;
+  KdStepOptions options;
+  options.kd.divergence = Divergence::kForwardKl;
+  options.kd.temperature = 2.0;
+  options.alpha = 0.7;
+  options.shared_vocab = vocab;
+  options.chunk_tokens = 5;
+  KdStep step(*student.model, *teacher.model, options);
+  at::manual_seed(0);
+  Batch batch;
+  batch.input_ids = at::randint(2, vocab - 1, {2, 11}, at::kLong);
+  batch.labels = batch.input_ids.clone();
+  batch.labels.index_put_({0, at::indexing::Slice(0, 4)}, kIgnoreIndex);  // a prompt that is not trained
+  const StepResult result = step.forward(batch);
+  result.loss_sum.backward();
+
+  at::NoGradGuard no_grad;
+  const at::Tensor student_logits = student.model->forward_logits(batch.input_ids).narrow(1, 0, 10).reshape({-1, vocab});
+  const at::Tensor teacher_logits = teacher.model->forward_logits(batch.input_ids).narrow(1, 0, 10).reshape({-1, vocab});
+  const at::Tensor targets = batch.labels.narrow(1, 1, 10).reshape({-1});
+  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
+  const at::Tensor kd = token_divergence(student_logits.index_select(0, counted), teacher_logits.index_select(0, counted),
+                                         options.kd).sum();
+  const at::Tensor ce = at::cross_entropy_loss(student_logits.index_select(0, counted), targets.index_select(0, counted),
+                                               {}, at::Reduction::Sum);
+  EXPECT_EQ(result.tokens, counted.size(0));
+  EXPECT_NEAR(result.loss_sum.item<double>(), (0.7 * kd + 0.3 * ce).item<double>(), 1e-3);
+  for (const auto& [name, tensor] : step.named_trainable_parameters()) {
+    ASSERT_TRUE(tensor.grad().defined()) << name;
+  }
+  for (const auto& p : teacher.model->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+}  // namespace
+}  // namespace retort
