@@ -9,6 +9,8 @@
 #include <fstream>
 
 #include "data/dataset.h"
+#include "distill/kd_step.h"
+#include "distill/vocabulary.h"
 #include "export/export.h"
 #include "finetune/sft_step.h"
 #include "io/error.h"
@@ -195,9 +197,30 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
     info("full fine-tuning of every parameter");
   }
   loaded.model->set_activation_checkpointing(recipe.training.activation_checkpointing);
-  SftStep step(*loaded.model);
+  // Distillation swaps the step, nothing else: same loop, data, checkpoints and exports.
+  LoadedModel teacher;
+  std::unique_ptr<TrainingStep> step;
+  if (!recipe.distill.teacher.empty()) {
+    const std::string teacher_path = expand_home(recipe.distill.teacher);
+    if (!fs::exists(teacher_path)) throw bad_input("the teacher model does not exist").file(teacher_path).key("distill.teacher");
+    LoadOptions teacher_load = load;
+    teacher_load.dtype = parse_dtype(recipe.distill.teacher_dtype);
+    teacher = load_model(teacher_path, teacher_load);
+    KdStepOptions kd;
+    kd.kd.divergence = parse_divergence(recipe.distill.loss);
+    kd.kd.temperature = recipe.distill.temperature;
+    kd.kd.beta = recipe.distill.beta;
+    kd.alpha = recipe.distill.alpha;
+    kd.shared_vocab = shared_vocabulary_size(*load_tokenizer(teacher_path), teacher.model->config().vocab_size,
+                                             *tokenizer, loaded.model->config().vocab_size);
+    info("distilling from " + teacher_path + " (" + recipe.distill.loss + ", T " +
+         std::to_string(recipe.distill.temperature) + ", alpha " + std::to_string(recipe.distill.alpha) + ")");
+    step = std::make_unique<KdStep>(*loaded.model, *teacher.model, kd);
+  } else {
+    step = std::make_unique<SftStep>(*loaded.model);
+  }
   int64_t trainable = 0;
-  for (const auto& [name, tensor] : step.named_trainable_parameters()) trainable += tensor.numel();
+  for (const auto& [name, tensor] : step->named_trainable_parameters()) trainable += tensor.numel();
   info("trainable parameters: " + std::to_string(trainable));
 
   TrainerOptions options;
@@ -222,7 +245,7 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   const auto existing = list_checkpoints(recipe.checkpoint.output_dir);
   if (!existing.empty()) info("resuming from " + existing.back());
 
-  Trainer trainer(step, train_loader, options);
+  Trainer trainer(*step, train_loader, options);
   const std::vector<StepMetrics> history =
       trainer.run([&](const StepMetrics& metrics) {
         if (events.on_step) events.on_step(metrics, total_steps);

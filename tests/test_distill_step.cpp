@@ -6,11 +6,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
+
 #include "distill/kd_step.h"
 #include "distill/vocabulary.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "models/loader.h"
+#include "test_support.h"
 #include "test_support_fixtures.h"
 #include "tokenizer/tokenizer.h"
 
@@ -74,6 +78,59 @@ TEST(DistillStep, LossIsAlphaKdPlusCrossEntropyOnTrainedTokensAndOnlyTheStudentL
     ASSERT_TRUE(tensor.grad().defined()) << name;
   }
   for (const auto& p : teacher.model->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+}  // namespace
+}  // namespace retort
+
+namespace retort {
+namespace {
+
+namespace fs = std::filesystem;
+
+// `retort run` with a distill section: a LoRA student (tiny Llama 3) learns from a teacher that is
+// the same base with a LoRA merged in (written by `retort export --format hf`); the KD loss falls
+// as the student's adapter approaches the teacher's. A teacher with another tokenizer is refused.
+TEST(DistillRun, RecipeWithATeacherTrainsTheStudentTowardsIt) {
+  test::TempDir dir;
+  const std::string base = (test::fixture_dir("export") / "llama3").string();
+  const fs::path teacher = dir.path() / "teacher";
+  auto exported = test::run_retort({"export", "--model", base, "--adapter", (test::fixture_dir("export") / "llama3-lora").string(),
+                                    "--format", "hf", "--out", teacher.string()});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  {
+    std::ofstream data(dir.path() / "chats.jsonl");
+    for (int i = 0; i < 8; ++i) {
+      data << nlohmann::json{{"messages", {{{"role", "user"}, {"content", "Tell me about lighthouse " + std::to_string(i)}},
+                                           {{"role", "assistant"}, {"content", "It stands on rock number " + std::to_string(i) + "."}}}}}
+                  .dump()
+           << "\n";
+    }
+  }
+  const std::string recipe = "model:\n  path: " + base + "\ndata:\n  train: " + (dir.path() / "chats.jsonl").string() +
+                             "\n  max_seq_len: 96\n  validation_fraction: 0\nlora:\n  rank: 4\n  alpha: 8\n"
+                             "  target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]\n"
+                             "optimizer:\n  lr: 2.0e-2\nscheduler:\n  name: constant\ntraining:\n  max_steps: 8\n"
+                             "  micro_batch_size: 4\nlogging:\n  tensorboard: false\ndistill:\n  teacher: " +
+                             teacher.string() + "\n  alpha: 1.0\n  loss: forward_kl\n";
+  write_file_atomic((dir.path() / "recipe.yaml").string(), recipe);
+  const fs::path run = dir.path() / "run";
+  auto result = test::run_retort({"run", (dir.path() / "recipe.yaml").string(), "checkpoint.output_dir=" + run.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("distilling from"), std::string::npos) << result.err;
+  std::vector<double> losses;
+  std::ifstream metrics(run / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const auto entry = nlohmann::json::parse(line);
+    if (entry.contains("loss")) losses.push_back(entry["loss"]);
+  }
+  ASSERT_EQ(losses.size(), 8u);
+  EXPECT_LT(losses.back(), 0.5 * losses.front()) << "KD loss " << losses.front() << " -> " << losses.back();
+  // Another tokenizer: refused before training, naming the difference.
+  result = test::run_retort({"run", (dir.path() / "recipe.yaml").string(), "checkpoint.output_dir=" + (dir.path() / "r2").string(),
+                             "distill.teacher=" + (test::fixture_dir("export") / "qwen2").string()});
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("tokenizers differ"), std::string::npos) << result.err;
 }
 
 }  // namespace

@@ -89,6 +89,14 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("every_steps", r.logging.every_steps, "progress line cadence");
     s.field("tensorboard", r.logging.tensorboard, "write TensorBoard event files");
   });
+  v.section("distill", [&](ConfigVisitor& s) {
+    s.field("teacher", r.distill.teacher, "teacher model (HF directory or .gguf); empty: supervised fine-tuning");
+    s.choice("teacher_dtype", r.distill.teacher_dtype, {"float32", "bfloat16", "float16"}, "teacher weights dtype");
+    s.choice("loss", r.distill.loss, {"forward_kl", "reverse_kl", "jsd", "tv"}, "divergence to the teacher");
+    s.field("temperature", r.distill.temperature, "softmax temperature (the loss is scaled by T^2)");
+    s.field("alpha", r.distill.alpha, "weight of the KD term (1 - alpha on cross-entropy with the labels)");
+    s.field("beta", r.distill.beta, "JSD mixture weight, 0 < beta < 1");
+  });
   v.section("export", [&](ConfigVisitor& s) {
     s.field("formats", r.exports.formats, "exports written when the run ends: hf, peft, gguf, gguf-lora");
     s.choice("quant", r.exports.quant, {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"}, "GGUF type");
@@ -116,6 +124,13 @@ void validate(const Recipe& r, const std::string& source) {
   if (r.optimizer.lr <= 0) throw bad_input("must be positive").file(source).key("optimizer.lr");
   if (r.data.validation_fraction < 0 || r.data.validation_fraction >= 1) {
     throw bad_input("must be in [0, 1)").file(source).key("data.validation_fraction");
+  }
+  if (!r.distill.teacher.empty()) {
+    if (r.distill.temperature <= 0) throw bad_input("must be positive").file(source).key("distill.temperature");
+    if (r.distill.alpha < 0 || r.distill.alpha > 1) throw bad_input("must be in [0, 1]").file(source).key("distill.alpha");
+    if (r.distill.loss == "jsd" && (r.distill.beta <= 0 || r.distill.beta >= 1)) {
+      throw bad_input("must be in (0, 1)").file(source).key("distill.beta");
+    }
   }
   for (const std::string& format : r.exports.formats) {
     if (format != "hf" && format != "peft" && format != "gguf" && format != "gguf-lora") {

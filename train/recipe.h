@@ -103,6 +103,16 @@ struct ExportSection {
   std::string quant = "f16";
 };
 
+// Logit distillation from a teacher sharing the student's tokenizer (distill/). Empty teacher: plain SFT.
+struct DistillSection {
+  std::string teacher;              // HF model directory or .gguf
+  std::string teacher_dtype = "float32";  // float32 | bfloat16 | float16
+  std::string loss = "forward_kl";  // forward_kl | reverse_kl | jsd | tv
+  double temperature = 1.0;
+  double alpha = 0.5;  // weight of the KD term; 1 - alpha on the labels' cross-entropy
+  double beta = 0.5;   // jsd only
+};
+
 struct Recipe {
   std::string name;
   ModelSection model;
@@ -115,6 +125,7 @@ struct Recipe {
   CheckpointSection checkpoint;
   LoggingSection logging;
   ExportSection exports;
+  DistillSection distill;
 };
 
 // Reads a recipe file and applies "a.b=value" overrides; bad_input with file:line and key.
