@@ -1,6 +1,7 @@
 // Model-level commands: generation, logits dumps and evaluation (loss, perplexity).
 #include "cli/model_commands.h"
 
+#include "cli/synthetic_data.h"
 #include "cli/text_commands.h"
 
 #include <ATen/ATen.h>
@@ -66,8 +67,13 @@ std::vector<std::vector<int64_t>> text_prompts(const ParsedArgs& args, const Tex
 }
 
 int run_generate(const ParsedArgs& args) {
+  if (args.has("prompts")) {
+    if (args.has("prompt") || args.has("prompt-ids")) throw bad_input("retort generate: --prompts replaces --prompt");
+    return run_generate_dataset(args);
+  }
   if (args.has("prompt") == args.has("prompt-ids")) {
-    throw bad_input("retort generate: give --prompt TEXT or --prompt-ids 1,2,3 (either may repeat for a batch)");
+    throw bad_input("retort generate: give --prompt TEXT or --prompt-ids 1,2,3 (either may repeat for a batch), "
+                    "or --prompts FILE.jsonl --out FILE.jsonl");
   }
   std::optional<TextSide> side;
   std::vector<std::vector<int64_t>> prompts;
@@ -259,7 +265,7 @@ std::vector<int64_t> parse_id_list(const std::string& text, const std::string& o
 CommandSpec generate_command() {
   return {"generate",
           "Generate from a model (HF directory or .gguf) with a KV cache; greedy unless --temperature > 0.",
-          "retort generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3) [options]",
+          "retort generate --model PATH (--prompt TEXT | --prompt-ids 1,2,3 | --prompts FILE.jsonl --out FILE.jsonl) [options]",
           {kModelOption,
            kAdapterOption,
            {"prompt", "TEXT", "a user message, rendered with the model's chat template; repeat for a batch", true},
@@ -275,6 +281,10 @@ CommandSpec generate_command() {
            {"seed", "S", "sampling seed (default 0)"},
            {"ignore-eos", "", "do not stop on the model's EOS ids"},
            {"json", "", "print {\"ids\": [...], \"text\": ...} per prompt (text: null for --prompt-ids)"},
+           {"prompts", "FILE", "JSONL of {\"messages\": [...]} or {\"prompt\": ...}: answer each and write a chat dataset"},
+           {"out", "FILE", "with --prompts: the JSONL written (resumes when it exists)"},
+           {"samples-per-prompt", "N", "with --prompts: answers per prompt (default 1)"},
+           {"batch-size", "N", "with --prompts: prompts generated together (default 8)"},
            kDtypeOption,
            kDeviceOption},
           0,

@@ -135,3 +135,54 @@ TEST(DistillRun, RecipeWithATeacherTrainsTheStudentTowardsIt) {
 
 }  // namespace
 }  // namespace retort
+
+namespace retort {
+namespace {
+
+// Teacher-written data: every prompt answered N times through the chat template, written as a chat
+// dataset `retort data inspect` reads as is; a run cut mid-batch (a torn last line) resumes to the
+// very same file.
+TEST(DistillSyntheticData, AnswersEveryPromptAndResumesToTheSameFile) {
+  test::TempDir dir;
+  const std::string model = (test::fixture_dir("export") / "llama3").string();
+  const fs::path prompts = dir.path() / "prompts.jsonl";
+  write_file_atomic(prompts.string(),
+                    "{\"prompt\": \"Where is the lighthouse?\"}\n"
+                    "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Name a tide.\"}]}\n"
+                    "{\"prompt\": \"What do keepers eat?\"}\n");
+  auto generate = [&](const fs::path& out) {
+    return test::run_retort({"generate", "--model", model, "--prompts", prompts.string(), "--out", out.string(),
+                             "--samples-per-prompt", "2", "--batch-size", "4", "--temperature", "0.8",
+                             "--max-new-tokens", "8", "--seed", "5"});
+  };
+  const fs::path whole = dir.path() / "whole.jsonl";
+  auto result = generate(whole);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(whole);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_EQ(lines[2]["messages"][0]["content"], "Be brief.");
+  for (const auto& line : lines) EXPECT_EQ(line["messages"].back()["role"], "assistant");
+  EXPECT_NE(lines[0]["messages"][1]["content"], lines[1]["messages"][1]["content"]);  // two samples differ
+  // Cut after five lines plus a torn sixth: the second batch is redone with the same seed.
+  const std::string text = read_text_file(whole.string());
+  size_t cut = 0;
+  for (int i = 0; i < 5; ++i) cut = text.find('\n', cut) + 1;
+  const fs::path resumed = dir.path() / "resumed.jsonl";
+  write_file_atomic(resumed.string(), text.substr(0, cut) + "{\"messages\": [tor");
+  result = generate(resumed);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(read_text_file(resumed.string()), text);
+  result = test::run_retort({"data", "inspect", "--model", model, "--data", whole.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("6 kept"), std::string::npos) << result.out;
+  // A prompt that does not end with a user turn is bad input naming its line.
+  write_file_atomic(prompts.string(), "{\"messages\": [{\"role\": \"assistant\", \"content\": \"hi\"}]}\n");
+  result = generate(dir.path() / "bad.jsonl");
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_NE(result.err.find(":1:"), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace retort
