@@ -14,7 +14,6 @@
 #include "io/error.h"
 #include "io/gguf.h"
 #include "lora/lora.h"
-#include "models/linear.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -158,16 +157,10 @@ ExportResult run_export(const ExportOptions& options, std::ostream& log) {
       const auto projections = projections_of(*model);
       context.weight = [raw, projections](const std::string& name) {
         at::Tensor value = raw(name).to(at::kFloat);
-        const std::string suffix = ".weight";
-        if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-          return value;
-        }
-        const auto it = projections.find(name.substr(0, name.size() - suffix.size()));
+        if (!name.ends_with(".weight")) return value;
+        const auto it = projections.find(name.substr(0, name.size() - std::string(".weight").size()));
         const auto* lora = it == projections.end() ? nullptr : dynamic_cast<const LoraAdapter*>(it->second->adapter.get());
-        if (lora == nullptr) return value;
-        Projection base(it->second->in_features(), it->second->out_features(), false);
-        base.weight = value;  // DoRA's delta depends on the base weight
-        return value + lora->merged_delta(base);
+        return lora == nullptr ? value : value + lora->merged_delta(value);
       };
     }
   }

@@ -57,10 +57,6 @@ void put_value(std::string& out, const GgufValue& value) {
       value.data);
 }
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The value type llama.cpp requires for a key it reads ("key ... has wrong type" otherwise; formats.md
 // §3.4, §3.5, §3.9). Architecture keys are matched by their suffix after "<arch>.".
 std::optional<GgufValueType> required_type(const std::string& key) {
@@ -75,7 +71,7 @@ std::optional<GgufValueType> required_type(const std::string& key) {
   for (const auto& [name, type] : exact) {
     if (key == name) return type;
   }
-  if (key.rfind("tokenizer.ggml.", 0) == 0 && ends_with(key, "_token_id")) return T::kUint32;
+  if (key.rfind("tokenizer.ggml.", 0) == 0 && key.ends_with("_token_id")) return T::kUint32;
   static const std::vector<std::pair<std::string, T>> arch_suffixes = {
       {".context_length", T::kUint32}, {".embedding_length", T::kUint32}, {".block_count", T::kUint32},
       {".feed_forward_length", T::kUint32}, {".attention.head_count", T::kUint32},
@@ -85,7 +81,7 @@ std::optional<GgufValueType> required_type(const std::string& key) {
       {".rope.scaling.type", T::kString}};
   if (key.rfind("general.", 0) == 0 || key.rfind("tokenizer.", 0) == 0) return std::nullopt;
   for (const auto& [suffix, type] : arch_suffixes) {
-    if (ends_with(key, suffix) && key.find('.') == key.size() - suffix.size()) return type;
+    if (key.ends_with(suffix) && key.find('.') == key.size() - suffix.size()) return type;
   }
   return std::nullopt;
 }

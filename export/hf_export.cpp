@@ -31,10 +31,7 @@ constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer.model", 
                                            "added_tokens.json", "vocab.json", "merges.txt"};
 
 at::ScalarType hf_dtype(const ExportContext& context) {
-  if (!context.options.quant.empty()) {
-    const at::ScalarType type = parse_dtype(context.options.quant);
-    return type;
-  }
+  if (!context.options.quant.empty()) return parse_dtype(context.options.quant);
   const std::string& source = context.model->config().torch_dtype;
   if (source == "bfloat16" || source == "float16" || source == "float32") return parse_dtype(source);
   return at::kFloat;

@@ -34,10 +34,6 @@ const SchemeEntry& entry(QuantScheme scheme) {
   throw internal_error("unknown quant scheme");
 }
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // llama-quant.cpp use_more_bits: the first and last eighth of the layers, and every third between.
 bool use_more_bits(int64_t layer, int64_t n_layers) {
   return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
@@ -74,7 +70,7 @@ uint32_t quant_scheme_file_type(QuantScheme scheme) { return entry(scheme).file_
 TensorTypeChoice choose_tensor_type(QuantScheme scheme, const std::string& name, const std::vector<int64_t>& ne,
                                     const QuantContext& context) {
   // Both tools keep 1-D tensors (norms, biases, rope_freqs) in F32.
-  if (ne.size() < 2 || !ends_with(name, ".weight") || ends_with(name, "_norm.weight")) return {GgmlType::F32, ""};
+  if (ne.size() < 2 || !name.ends_with(".weight") || name.ends_with("_norm.weight")) return {GgmlType::F32, ""};
   const int64_t row = ne[0];
   GgmlType type = GgmlType::F32;
   switch (scheme) {

@@ -65,10 +65,10 @@ at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base)
   return result + (mixed ? update.to(result.scalar_type()) : update);
 }
 
-at::Tensor LoraAdapter::merged_delta(const Projection& base) const {
+at::Tensor LoraAdapter::merged_delta(const at::Tensor& base_weight) const {
   const at::Tensor delta = at::matmul(lora_b, lora_a) * spec.scaling();
   if (!spec.use_dora) return delta;
-  const at::Tensor weight = base.weight.to(lora_a.scalar_type());
+  const at::Tensor weight = base_weight.to(lora_a.scalar_type());
   const at::Tensor norm = dora_weight_norm(weight, delta);
   return (magnitude / norm).view({-1, 1}) * (weight + delta) - weight;
 }
@@ -79,7 +79,7 @@ int64_t merge_adapters(CausalLM& model) {
   for (auto& [path, projection] : projections_of(model)) {
     auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get());
     if (!lora || lora->merged) continue;
-    lora->merged_weight_delta = lora->merged_delta(*projection).to(projection->weight.scalar_type());
+    lora->merged_weight_delta = lora->merged_delta(projection->weight).to(projection->weight.scalar_type());
     projection->weight.add_(lora->merged_weight_delta);
     lora->merged = true;
     ++changed;

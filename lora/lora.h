@@ -29,8 +29,9 @@ class LoraAdapter : public ProjectionAdapter {
   LoraAdapter(const Projection& base, const LoraSpec& spec);
 
   at::Tensor forward(const at::Tensor& input, const Projection& base) override;
-  // Delta W = scaling * B @ A  [out, in] (DoRA: the full merged weight minus W).
-  at::Tensor merged_delta(const Projection& base) const;
+  // Delta W = scaling * B @ A  [out, in] (DoRA: the full merged weight minus W, so it needs the
+  // base weight W [out, in]).
+  at::Tensor merged_delta(const at::Tensor& base_weight) const;
 
   LoraSpec spec;
   at::Tensor lora_a;     // [r, in]

@@ -53,7 +53,7 @@ const PreTokenizerForm* form_for_pre(const std::string& name) {
 // Added tokens llama.cpp types CONTROL even when not marked special (convert_hf_to_gguf's
 // does_token_look_special, the common cases).
 bool looks_special(const std::string& token) {
-  const bool bars = token.size() >= 4 && token.rfind("<|", 0) == 0 && token.compare(token.size() - 2, 2, "|>") == 0;
+  const bool bars = token.size() >= 4 && token.starts_with("<|") && token.ends_with("|>");
   return bars || token == "<pad>" || token == "<mask>" || token == "<s>" || token == "</s>" || token == "<unk>";
 }
 
