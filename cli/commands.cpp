@@ -32,8 +32,7 @@ std::vector<CommandSpec> build_table() {
       tokenize_command(),
       data_command(),
       export_command(),
-      {"cache-teacher", "Run a teacher once over a dataset and store its top-k log-probs for distillation.",
-       "retort cache-teacher RECIPE.yaml [key.path=value ...]", {}, 1, -1, {}},
+      cache_teacher_command(),
       {"bench", "Benchmarks of Retort's kernels and training steps on this machine.",
        "retort bench [options]", {}, 0, 0, {}},
   };

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "distill/cache_run.h"
 #include "finetune/sft_run.h"
 #include "io/error.h"
 #include "train/recipe.h"
@@ -87,7 +88,52 @@ int run_recipe(const ParsedArgs& args) {
   return 0;
 }
 
+int cache_teacher(const ParsedArgs& args) {
+  const std::string& path = args.positionals.front();
+  const std::vector<std::string> overrides(args.positionals.begin() + 1, args.positionals.end());
+  const Recipe recipe = load_recipe(path, overrides);
+  const bool terminal = ::isatty(2) != 0;
+  CacheEvents events;
+  events.info = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  int64_t reported = -1;
+  events.on_batch = [&](const CacheProgress& p) {
+    const double rate = static_cast<double>(p.tokens_done) / std::max(p.seconds, 1e-9);
+    const double per_sequence = p.seconds / std::max<double>(1, static_cast<double>(p.sequences_done));
+    const int64_t percent = p.sequences_done * 100 / std::max<int64_t>(1, p.sequences_total);
+    if (!terminal && percent / 10 == reported / 10 && p.sequences_done < p.sequences_total) return;
+    reported = percent;
+    std::fprintf(stderr, "%scache-teacher %lld/%lld sequences (%lld%%)  %lld tokens  %.0f tok/s  ETA %s%s",
+                 terminal ? "\r\x1b[2K" : "", static_cast<long long>(p.sequences_done),
+                 static_cast<long long>(p.sequences_total), static_cast<long long>(percent),
+                 static_cast<long long>(p.tokens_done), rate,
+                 duration_text(per_sequence * static_cast<double>(p.sequences_total - p.sequences_done)).c_str(),
+                 terminal && p.sequences_done < p.sequences_total ? "" : "\n");
+    std::fflush(stderr);
+  };
+  const CacheOutcome outcome = run_cache_teacher(recipe, events);
+  std::printf("teacher cache: %s\n%lld tokens, %.1f MB, %.1f bytes/token; %lld shards written, %lld kept from an "
+              "earlier run\n",
+              outcome.dir.c_str(), static_cast<long long>(outcome.tokens), static_cast<double>(outcome.bytes) / 1e6,
+              static_cast<double>(outcome.bytes) / std::max<double>(1, static_cast<double>(outcome.tokens)),
+              static_cast<long long>(outcome.shards_written), static_cast<long long>(outcome.shards_kept));
+  if (outcome.tokens_written > 0) {
+    std::printf("teacher: %.0f tokens/s over %.1f s\n", static_cast<double>(outcome.tokens_written) / outcome.seconds,
+                outcome.seconds);
+  }
+  return 0;
+}
+
 }  // namespace
+
+CommandSpec cache_teacher_command() {
+  return {"cache-teacher",
+          "Run a recipe's teacher once over its data and store top-k log-probs for offline distillation.",
+          "retort cache-teacher RECIPE.yaml [key.path=value ...]   (writes distill.teacher_cache)",
+          {},
+          1,
+          -1,
+          cache_teacher};
+}
 
 CommandSpec run_command() {
   return {"run",

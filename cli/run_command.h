@@ -1,4 +1,4 @@
-// `retort run RECIPE.yaml [key.path=value ...]`.
+// `retort run RECIPE.yaml [key.path=value ...]` and `retort cache-teacher RECIPE.yaml [...]`.
 #pragma once
 
 #include "cli/args.h"
@@ -6,5 +6,6 @@
 namespace retort::cli {
 
 CommandSpec run_command();
+CommandSpec cache_teacher_command();
 
 }  // namespace retort::cli

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/error.h"
+#include "io/hash.h"
 
 namespace retort::data {
 namespace {
@@ -77,6 +78,13 @@ EncodedExample DataPipeline::encode(const ExampleSource& source, int64_t index) 
   }
 }
 
+uint64_t sequence_content_hash(const TokenizedSequence& sequence) {
+  ContentHash hash;
+  hash.update(sequence.ids.data(), sequence.ids.size() * sizeof(TokenId));
+  hash.update(sequence.labels.data(), sequence.labels.size() * sizeof(TokenId));
+  return hash.digest();
+}
+
 ScanResult scan_dataset(const ExampleSource& source, const DataPipeline& pipeline, const std::vector<int64_t>& indices,
                         bool skip_bad, int threads) {
   std::vector<int64_t> all;
@@ -129,7 +137,8 @@ ScanResult scan_dataset(const ExampleSource& source, const DataPipeline& pipelin
       for (size_t part = 0; part < encoded.sequences.size(); ++part) {
         const TokenizedSequence& sequence = encoded.sequences[part];
         chunk.result.sequences.push_back(
-            {index, static_cast<int32_t>(part), static_cast<int32_t>(sequence.ids.size())});
+            {index, static_cast<int32_t>(part), static_cast<int32_t>(sequence.ids.size()),
+             sequence_content_hash(sequence)});
         ++stats.sequences;
         stats.tokens += static_cast<int64_t>(sequence.ids.size());
         stats.trained_tokens += sequence.trained_tokens();
@@ -215,12 +224,15 @@ Batch DataLoader::assemble(int64_t batch) const {
   const size_t first_row = static_cast<size_t>(batch * options_.batch_size);
   const size_t last_row = std::min(rows, first_row + static_cast<size_t>(options_.batch_size));
   std::vector<Row> batch_rows;
+  std::vector<std::vector<int64_t>> sequence_ids;
   int64_t cached_example = -1;
   EncodedExample cached;
   for (size_t r = first_row; r < last_row; ++r) {
     RowPacker packer(options_.packing ? options_.row_length : INT64_MAX);
+    sequence_ids.emplace_back();
     for (size_t k = row_starts_[r]; k < row_starts_[r + 1]; ++k) {
       const SequenceRef& ref = sequences_[static_cast<size_t>(order_[k])];
+      sequence_ids.back().push_back(options_.first_sequence_id + order_[k]);
       if (ref.example != cached_example) {
         cached = pipeline_.encode(*source_, ref.example);
         cached_example = ref.example;
@@ -235,7 +247,9 @@ Batch DataLoader::assemble(int64_t batch) const {
     }
     if (options_.packing) batch_rows.push_back(packer.take());
   }
-  return collate(batch_rows, options_.pad_id, options_.pad_to_multiple, options_.packing);
+  Batch result = collate(batch_rows, options_.pad_id, options_.pad_to_multiple, options_.packing);
+  result.sequence_ids = std::move(sequence_ids);
+  return result;
 }
 
 int64_t DataLoader::batches_per_epoch() const {

@@ -46,12 +46,16 @@ struct DatasetStats {
   std::vector<std::string> skip_reasons;  // the first few, with file:line
 };
 
-// One kept sequence: which example, which piece of it, and its length.
+// One kept sequence: which example, which piece of it, its length, and a hash of its ids and
+// labels (a teacher cache made from other tokens is refused by it).
 struct SequenceRef {
   int64_t example = 0;
   int32_t part = 0;
   int32_t length = 0;
+  uint64_t content_hash = 0;
 };
+
+uint64_t sequence_content_hash(const TokenizedSequence& sequence);
 
 struct ScanResult {
   std::vector<SequenceRef> sequences;  // in file order
@@ -76,6 +80,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   int64_t epochs = 1;  // 0: repeat forever
   TokenId pad_id = 0;
+  int64_t first_sequence_id = 0;  // sequence i is numbered first_sequence_id + i in Batch::sequence_ids
 };
 
 class DataLoader : public BatchSource {

@@ -2,19 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include "distill/teacher_cache.h"
 #include "io/error.h"
 #include "lora/lora.h"
 
 namespace retort {
 namespace {
-
-ForwardOptions forward_options(const Batch& batch) {
-  ForwardOptions options;
-  options.attention_mask = batch.attention_mask;
-  options.position_ids = batch.position_ids;
-  options.segment_ids = batch.segment_ids;
-  return options;
-}
 
 // Hidden states [B, T, H] -> the rows that predict a trained label, [N, H] (position t predicts
 // label t + 1), in the order causal_lm_loss counts them.
@@ -23,39 +16,73 @@ at::Tensor counted_rows(const at::Tensor& hidden, const at::Tensor& counted) {
   return inputs.index_select(0, counted);
 }
 
-}  // namespace
-
-KdStep::KdStep(CausalLM& student, CausalLM& teacher, const KdStepOptions& options)
-    : student_(student), teacher_(teacher), options_(options), trainable_(prepare_trainable_parameters(student)) {
+void check_alpha(const KdStepOptions& options) {
   if (!(options.alpha >= 0 && options.alpha <= 1)) throw bad_input("distill.alpha must be in [0, 1]").key("distill.alpha");
   if (options.shared_vocab <= 0) throw internal_error("KdStep needs the shared vocabulary size");
+}
+
+}  // namespace
+
+ForwardOptions batch_forward_options(const Batch& batch) {
+  ForwardOptions options;
+  options.attention_mask = batch.attention_mask;
+  options.position_ids = batch.position_ids;
+  options.segment_ids = batch.segment_ids;
+  return options;
+}
+
+KdStep::KdStep(CausalLM& student, CausalLM& teacher, const KdStepOptions& options)
+    : student_(student), teacher_(&teacher), options_(options), trainable_(prepare_trainable_parameters(student)) {
+  check_alpha(options);
   for (auto& p : teacher.parameters()) p.set_requires_grad(false);
   teacher.eval();
   student.train();
 }
 
+KdStep::KdStep(CausalLM& student, std::shared_ptr<const TeacherCache> cache, const KdStepOptions& options)
+    : student_(student), cache_(std::move(cache)), options_(options), trainable_(prepare_trainable_parameters(student)) {
+  check_alpha(options);
+  student.train();
+}
+
 StepResult KdStep::forward(const Batch& batch) {
-  const ForwardOptions options = forward_options(batch);
+  const ForwardOptions options = batch_forward_options(batch);
   const at::Tensor hidden = student_.forward_hidden(batch.input_ids, options);  // [B, T, H]
   const TokenLoss ce = causal_lm_loss(hidden, student_.output_weight(), batch.labels, options_.chunk_tokens);
   const at::Tensor targets = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).reshape({-1}).to(hidden.device());
   const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
-  at::Tensor teacher_rows;  // [N, H_teacher]
-  {
+  const at::Tensor student_weight = student_.output_weight().narrow(0, 0, options_.shared_vocab);
+  TeacherChunkSource teacher;
+  at::Tensor teacher_rows, teacher_weight;  // online: [N, H_teacher], [V, H_teacher]
+  TopkBlock cached;                         // offline: [N, k] targets
+  if (teacher_ != nullptr) {
     at::NoGradGuard no_grad;
-    const at::Tensor teacher_hidden = teacher_.forward_hidden(batch.input_ids.to(teacher_.device()), options);
+    const at::Tensor teacher_hidden = teacher_->forward_hidden(batch.input_ids.to(teacher_->device()), options);
     teacher_rows = counted_rows(teacher_hidden, counted.to(teacher_hidden.device()));
+    teacher_weight = teacher_->output_weight().narrow(0, 0, options_.shared_vocab);
+    teacher = [&](int64_t start, int64_t rows) {
+      at::NoGradGuard no_grad;
+      TeacherChunk chunk;
+      chunk.logits = at::linear(teacher_rows.narrow(0, start, rows), teacher_weight).to(at::kFloat).to(hidden.device());
+      return chunk;
+    };
+  } else {
+    cached = cache_->batch(batch.sequence_ids);
+    if (cached.tokens() != counted.numel()) {
+      throw bad_input("the teacher cache holds " + std::to_string(cached.tokens()) + " targets for this batch, which trains " +
+                      std::to_string(counted.numel()) + " tokens")
+          .file(cache_->dir())
+          .key("distill.teacher_cache");
+    }
+    teacher = [&](int64_t start, int64_t rows) {
+      TeacherChunk chunk;
+      chunk.topk_ids = cached.ids.narrow(0, start, rows).to(hidden.device());
+      chunk.topk_log_probs = cached.log_probs.narrow(0, start, rows).to(hidden.device());
+      chunk.rest_log_mass = cached.rest_log_mass.narrow(0, start, rows).to(hidden.device());
+      return chunk;
+    };
   }
-  const at::Tensor teacher_weight = teacher_.output_weight().narrow(0, 0, options_.shared_vocab);
-  const TokenLoss kd = kd_loss(
-      counted_rows(hidden, counted), student_.output_weight().narrow(0, 0, options_.shared_vocab),
-      [&](int64_t start, int64_t rows) {
-        at::NoGradGuard no_grad;
-        TeacherChunk chunk;
-        chunk.logits = at::linear(teacher_rows.narrow(0, start, rows), teacher_weight).to(at::kFloat).to(hidden.device());
-        return chunk;
-      },
-      options_.kd, options_.chunk_tokens);
+  const TokenLoss kd = kd_loss(counted_rows(hidden, counted), student_weight, teacher, options_.kd, options_.chunk_tokens);
   return {options_.alpha * kd.sum + (1 - options_.alpha) * ce.sum, ce.tokens};
 }
 

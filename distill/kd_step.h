@@ -1,13 +1,21 @@
-// Online logit distillation as a step of the one training loop: the frozen teacher runs without
-// autograd on the same batch, and the student learns alpha * KD + (1 - alpha) * CE over the trained
-// tokens, both chunked over the output projections (distill/losses.h).
+// Logit distillation as a step of the one training loop: the student learns
+// alpha * KD + (1 - alpha) * CE over the trained tokens, both chunked over the output projections
+// (distill/losses.h), against either a frozen teacher run without autograd on the same batch
+// (online) or the teacher's top-k targets read from a cache (offline; no teacher in memory).
 #pragma once
+
+#include <memory>
 
 #include "distill/losses.h"
 #include "models/causal_lm.h"
 #include "train/trainer.h"
 
 namespace retort {
+
+class TeacherCache;
+
+// A batch's model inputs: padding mask, and for packed rows positions and segments.
+ForwardOptions batch_forward_options(const Batch& batch);
 
 struct KdStepOptions {
   KdOptions kd;
@@ -21,6 +29,8 @@ class KdStep : public TrainingStep {
   // The student trains as SftStep's would (LoRA adapters when it carries any, else every weight);
   // the teacher is put in eval mode and never receives gradients.
   KdStep(CausalLM& student, CausalLM& teacher, const KdStepOptions& options);
+  // Offline: targets from the cache, by the batch's sequence ids.
+  KdStep(CausalLM& student, std::shared_ptr<const TeacherCache> cache, const KdStepOptions& options);
 
   StepResult forward(const Batch& batch) override;
   void set_training(bool training) override;
@@ -28,7 +38,8 @@ class KdStep : public TrainingStep {
 
  private:
   CausalLM& student_;
-  CausalLM& teacher_;
+  CausalLM* teacher_ = nullptr;
+  std::shared_ptr<const TeacherCache> cache_;
   KdStepOptions options_;
   std::vector<std::pair<std::string, at::Tensor>> trainable_;
 };

@@ -71,7 +71,8 @@ at::Tensor token_divergence(const at::Tensor& student_logits, const at::Tensor& 
 }
 
 at::Tensor token_divergence_topk(const at::Tensor& student_logits, const at::Tensor& topk_ids,
-                                 const at::Tensor& topk_log_probs, const KdOptions& options) {
+                                 const at::Tensor& topk_log_probs, const KdOptions& options,
+                                 const at::Tensor& rest_log_mass) {
   check(options);
   const double t = options.temperature;
   const at::Tensor scaled = student_logits.to(at::kFloat) / t;  // [n, V]
@@ -84,8 +85,13 @@ at::Tensor token_divergence_topk(const at::Tensor& student_logits, const at::Ten
     // Teacher: k buckets and the rest, renormalised after the temperature.
     // 1 - sum p carries float32 rounding (~1e-7 when the top k hold everything): tails under
     // kTailFloor count as empty.
-    const at::Tensor rest = 1 - at::exp(teacher.to(at::kDouble)).sum(-1, true).to(at::kFloat);  // [n, 1]
-    const at::Tensor rest_log = at::where(rest > kTailFloor, at::log(rest), at::full_like(rest, kLogTinyMass));
+    at::Tensor rest_log;  // [n, 1]
+    if (rest_log_mass.defined()) {
+      rest_log = at::clamp_min(rest_log_mass.to(at::kFloat).unsqueeze(1), kLogTinyMass);
+    } else {
+      const at::Tensor rest = 1 - at::exp(teacher.to(at::kDouble)).sum(-1, true).to(at::kFloat);
+      rest_log = at::where(rest > kTailFloor, at::log(rest), at::full_like(rest, kLogTinyMass));
+    }
     log_p = at::log_softmax(at::cat({teacher, rest_log}, 1) / t, -1);
     // Student: its probabilities on the teacher's ids, and its mass everywhere else.
     const at::Tensor log_student = at::log_softmax(scaled, -1);
@@ -105,7 +111,7 @@ TokenLoss kd_loss(const at::Tensor& inputs, const at::Tensor& weight, const Teac
       [&](const at::Tensor& logits, int64_t start) {
         const TeacherChunk chunk = teacher(start, logits.size(0));
         if (chunk.logits.defined()) return token_divergence(logits, chunk.logits, options).sum();
-        return token_divergence_topk(logits, chunk.topk_ids, chunk.topk_log_probs, options).sum();
+        return token_divergence_topk(logits, chunk.topk_ids, chunk.topk_log_probs, options, chunk.rest_log_mass).sum();
       },
       chunk_tokens);
   return loss;

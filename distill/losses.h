@@ -51,16 +51,20 @@ at::Tensor token_divergence(const at::Tensor& student_logits, const at::Tensor& 
 // The same against a sparse teacher: `topk_ids` [n, k] int64 and `topk_log_probs` [n, k], the
 // teacher's log-probabilities at temperature 1 over its full vocabulary. The temperature is
 // applied to the teacher's k log-probs and to the rest bucket's log-mass alike (the tail taken as
-// one pseudo-token); at T = 1 the rest bucket is exact.
+// one pseudo-token); at T = 1 the rest bucket is exact. `rest_log_mass` [n] (optional): the
+// teacher's tail log-mass as the cache stored it, instead of log(1 - sum of the k probabilities),
+// which quantised log-probs would make inexact.
 at::Tensor token_divergence_topk(const at::Tensor& student_logits, const at::Tensor& topk_ids,
-                                 const at::Tensor& topk_log_probs, const KdOptions& options);
+                                 const at::Tensor& topk_log_probs, const KdOptions& options,
+                                 const at::Tensor& rest_log_mass = {});
 
 // The teacher's view of a chunk of counted tokens [start, start + n): dense logits [n, V], or
-// top-k ids and log-probs.
+// top-k ids and log-probs (and, from the cache, the tail's log-mass [n]).
 struct TeacherChunk {
   at::Tensor logits;
   at::Tensor topk_ids;
   at::Tensor topk_log_probs;
+  at::Tensor rest_log_mass;
 };
 using TeacherChunkSource = std::function<TeacherChunk(int64_t start, int64_t rows)>;
 

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "data/dataset.h"
+#include "distill/cache_run.h"
 #include "distill/kd_step.h"
 #include "distill/vocabulary.h"
 #include "export/export.h"
@@ -166,6 +167,7 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
     data::LoaderOptions options = loader_options;
     options.shuffle = false;
     options.epochs = 1;
+    options.first_sequence_id = static_cast<int64_t>(prepared.train.scan.sequences.size());  // a cache's numbering
     validation_loader.emplace(prepared.validation->source, pipeline, prepared.validation->scan.sequences, options);
   }
   const int64_t accumulation = recipe.training.gradient_accumulation;
@@ -200,21 +202,34 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   // Distillation swaps the step, nothing else: same loop, data, checkpoints and exports.
   LoadedModel teacher;
   std::unique_ptr<TrainingStep> step;
-  if (!recipe.distill.teacher.empty()) {
+  KdStepOptions kd;
+  kd.kd.divergence = parse_divergence(recipe.distill.loss);
+  kd.kd.temperature = recipe.distill.temperature;
+  kd.kd.beta = recipe.distill.beta;
+  kd.kd.tail = parse_tail_mode(recipe.distill.tail);
+  kd.alpha = recipe.distill.alpha;
+  const std::string kd_summary = " (" + recipe.distill.loss + ", T " + std::to_string(recipe.distill.temperature) +
+                                 ", alpha " + std::to_string(recipe.distill.alpha) + ")";
+  if (!recipe.distill.teacher_cache.empty()) {  // offline: the cache stands in for the teacher
+    const std::string cache_dir = expand_home(recipe.distill.teacher_cache);
+    auto cache = TeacherCache::open(cache_dir);
+    cache->check_matches(data_identity(recipe, text, prepared));
+    kd.shared_vocab = cache->identity().vocab_size;
+    if (loaded.model->config().vocab_size < kd.shared_vocab) {
+      throw bad_input("the student's embedding has fewer rows than the cache's vocabulary").key("distill.teacher_cache");
+    }
+    info("distilling from the teacher cache " + cache_dir + " (" + cache->identity().teacher + ", top-" +
+         std::to_string(cache->format().top_k) + ")" + kd_summary);
+    step = std::make_unique<KdStep>(*loaded.model, cache, kd);
+  } else if (!recipe.distill.teacher.empty()) {
     const std::string teacher_path = expand_home(recipe.distill.teacher);
     if (!fs::exists(teacher_path)) throw bad_input("the teacher model does not exist").file(teacher_path).key("distill.teacher");
     LoadOptions teacher_load = load;
     teacher_load.dtype = parse_dtype(recipe.distill.teacher_dtype);
     teacher = load_model(teacher_path, teacher_load);
-    KdStepOptions kd;
-    kd.kd.divergence = parse_divergence(recipe.distill.loss);
-    kd.kd.temperature = recipe.distill.temperature;
-    kd.kd.beta = recipe.distill.beta;
-    kd.alpha = recipe.distill.alpha;
     kd.shared_vocab = shared_vocabulary_size(*load_tokenizer(teacher_path), teacher.model->config().vocab_size,
                                              *tokenizer, loaded.model->config().vocab_size);
-    info("distilling from " + teacher_path + " (" + recipe.distill.loss + ", T " +
-         std::to_string(recipe.distill.temperature) + ", alpha " + std::to_string(recipe.distill.alpha) + ")");
+    info("distilling from " + teacher_path + kd_summary);
     step = std::make_unique<KdStep>(*loaded.model, *teacher.model, kd);
   } else {
     step = std::make_unique<SftStep>(*loaded.model);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "distill/kd_step.h"
 #include "io/error.h"
 #include "train/losses.h"
 
@@ -13,11 +14,7 @@ namespace retort {
 SftStep::SftStep(CausalLM& model) : model_(model), trainable_(prepare_trainable_parameters(model)) { model.train(); }
 
 StepResult SftStep::forward(const Batch& batch) {
-  ForwardOptions options;
-  options.attention_mask = batch.attention_mask;
-  options.position_ids = batch.position_ids;
-  options.segment_ids = batch.segment_ids;
-  const at::Tensor hidden = model_.forward_hidden(batch.input_ids, options);
+  const at::Tensor hidden = model_.forward_hidden(batch.input_ids, batch_forward_options(batch));
   const TokenLoss loss = causal_lm_loss(hidden, model_.output_weight(), batch.labels);
   return {loss.sum, loss.tokens};
 }

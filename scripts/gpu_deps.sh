@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(libyaml-cpp-dev libyaml-cpp0.7 libsentencepiece-dev libsentencepiece0 nlohmann-json3-dev
-          libpcre2-dev libpcre2-8-0 libicu-dev libicu72
+          libpcre2-dev libpcre2-8-0 libicu-dev libicu72 libzstd-dev libzstd1
           libgtest-dev)
 mkdir -p third_party/debs
 rm -rf third_party/prefix && mkdir -p third_party/prefix

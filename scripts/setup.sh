@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential ninja-build ccache libyaml-cpp-dev libsentencepiece-dev nlohmann-json3-dev
-          libpcre2-dev libicu-dev
+          libpcre2-dev libicu-dev libzstd-dev
           libgtest-dev git)
 
 missing=()

@@ -96,6 +96,14 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("temperature", r.distill.temperature, "softmax temperature (the loss is scaled by T^2)");
     s.field("alpha", r.distill.alpha, "weight of the KD term (1 - alpha on cross-entropy with the labels)");
     s.field("beta", r.distill.beta, "JSD mixture weight, 0 < beta < 1");
+    s.choice("tail", r.distill.tail, {"rest_bucket", "renormalize"},
+             "top-k targets: the teacher's remaining mass as one more bucket, or renormalise the k");
+    s.field("teacher_cache", r.distill.teacher_cache,
+            "offline KD: the cache `retort cache-teacher` writes and `retort run` reads (no teacher loaded)");
+    s.field("cache_top_k", r.distill.cache_top_k, "teacher log-probs kept per token in the cache");
+    s.choice("cache_log_probs", r.distill.cache_log_probs, {"q16", "float32"},
+             "cached log-prob precision: 16-bit fixed point (1/256 nat) or exact float32");
+    s.field("cache_shard_sequences", r.distill.cache_shard_sequences, "sequences per cache shard (the resume unit)");
   });
   v.section("export", [&](ConfigVisitor& s) {
     s.field("formats", r.exports.formats, "exports written when the run ends: hf, peft, gguf, gguf-lora");
@@ -125,7 +133,9 @@ void validate(const Recipe& r, const std::string& source) {
   if (r.data.validation_fraction < 0 || r.data.validation_fraction >= 1) {
     throw bad_input("must be in [0, 1)").file(source).key("data.validation_fraction");
   }
-  if (!r.distill.teacher.empty()) {
+  if (!r.distill.teacher.empty() || !r.distill.teacher_cache.empty()) {
+    positive(r.distill.cache_top_k, "distill.cache_top_k");
+    positive(r.distill.cache_shard_sequences, "distill.cache_shard_sequences");
     if (r.distill.temperature <= 0) throw bad_input("must be positive").file(source).key("distill.temperature");
     if (r.distill.alpha < 0 || r.distill.alpha > 1) throw bad_input("must be in [0, 1]").file(source).key("distill.alpha");
     if (r.distill.loss == "jsd" && (r.distill.beta <= 0 || r.distill.beta >= 1)) {

@@ -111,6 +111,13 @@ struct DistillSection {
   double temperature = 1.0;
   double alpha = 0.5;  // weight of the KD term; 1 - alpha on the labels' cross-entropy
   double beta = 0.5;   // jsd only
+  std::string tail = "rest_bucket";  // top-k targets: rest_bucket | renormalize
+  // Offline KD: `retort cache-teacher` runs `teacher` over the data into this directory once;
+  // `retort run` then reads the targets from it and never loads the teacher.
+  std::string teacher_cache;
+  int64_t cache_top_k = 64;
+  std::string cache_log_probs = "q16";  // q16 | float32
+  int64_t cache_shard_sequences = 512;
 };
 
 struct Recipe {

@@ -20,6 +20,8 @@ struct Batch {
   at::Tensor attention_mask;  // [B, T] 1 = token, 0 = padding (optional)
   at::Tensor position_ids;    // [B, T] (optional; packing restarts them per example)
   at::Tensor segment_ids;     // [B, T] (optional) packed rows: attention stays within a segment
+  // Per row, the loader's numbers of the sequences in it, in order (a cached teacher's keys).
+  std::vector<std::vector<int64_t>> sequence_ids = {};
   // Tokens that carry loss: labels[:, 1:] != kIgnoreIndex (a position predicts the next label).
   int64_t trained_tokens() const;
 };

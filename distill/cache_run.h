@@ -1,0 +1,45 @@
+// `retort cache-teacher`: the recipe's teacher runs once over its train and validation data and
+// every trained token's top-k targets go to the cache directory (distill/teacher_cache.h), shard
+// by shard, so an interrupted run resumes at the shard it was in and reproduces the same bytes.
+// Also the identity a student run checks a cache against.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "data/dataset.h"
+#include "distill/teacher_cache.h"
+#include "train/recipe.h"
+
+namespace retort {
+
+// The data side of a cache's identity for this recipe's tokenizer, template and scanned data.
+TeacherCacheIdentity data_identity(const Recipe& recipe, const data::RecipeText& text, const data::PreparedData& prepared);
+
+TeacherCacheFormat cache_format(const DistillSection& distill);
+
+struct CacheProgress {
+  int64_t sequences_done = 0;
+  int64_t sequences_total = 0;
+  int64_t tokens_done = 0;  // counted tokens written by this process
+  double seconds = 0;       // this process's teacher time
+};
+
+struct CacheEvents {
+  std::function<void(const std::string&)> info;
+  std::function<void(const CacheProgress&)> on_batch;
+};
+
+struct CacheOutcome {
+  std::string dir;
+  int64_t tokens = 0;  // in the whole cache
+  int64_t bytes = 0;
+  int64_t shards_written = 0;
+  int64_t shards_kept = 0;  // found finished from an earlier run
+  int64_t tokens_written = 0;
+  double seconds = 0;  // teacher time of this process
+};
+
+CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events);
+
+}  // namespace retort

@@ -1,0 +1,213 @@
+// distill: the offline teacher cache (codec, cache-teacher, reading it in `retort run`) against
+// online KD, and KD against SFT. The teacher is a tiny Llama 3 fully fine-tuned on a small chat
+// set within the test (its predictions on the trained tokens are peaked, as a real teacher's are);
+// the students are the untrained base with LoRA.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/dataset.h"
+#include "distill/kd_step.h"
+#include "distill/teacher_cache.h"
+#include "distill/topk_codec.h"
+#include "io/atomic_file.h"
+#include "io/error.h"
+#include "lora/lora.h"
+#include "models/loader.h"
+#include "test_support.h"
+#include "test_support_fixtures.h"
+#include "train/recipe.h"
+
+namespace retort {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(DistillCacheCodec, BlocksRoundTripExactlyAndDamageIsRefused) {
+  at::manual_seed(3);
+  const int64_t n = 5, k = 7, vocab = 300000;  // ids past 2^17 take three varint bytes
+  TopkBlock block;
+  block.ids = std::get<0>(at::randperm(vocab, at::kLong).narrow(0, 0, n * k).reshape({n, k}).sort(1));
+  block.log_probs = -at::rand({n, k}) * 30;
+  block.log_probs[0][0] = -std::numeric_limits<float>::infinity();
+  block.log_probs[1][1] = 1e-7f;  // float rounding above 0
+  block.rest_log_mass = -at::rand({n}) * 5;
+  block.rest_log_mass[2] = -std::numeric_limits<float>::infinity();
+  for (LogProbEncoding encoding : {LogProbEncoding::kQ16, LogProbEncoding::kFloat32}) {
+    const std::string raw = encode_topk_block(block, encoding);
+    const std::string frame = zstd_compress(raw, 6);
+    const TopkBlock back = decode_topk_block(zstd_decompress(frame, raw.size(), "t"), n, k, encoding, "t");
+    EXPECT_TRUE(at::equal(back.ids, block.ids));
+    if (encoding == LogProbEncoding::kFloat32) {
+      EXPECT_TRUE(at::equal(back.log_probs, block.log_probs));
+      EXPECT_TRUE(at::equal(back.rest_log_mass, block.rest_log_mass));
+    } else {
+      // Within half a step (1/512 nat) of the input, and a fixed point of the codec.
+      const at::Tensor finite = at::isfinite(block.log_probs);
+      EXPECT_TRUE(at::equal(at::isfinite(back.log_probs), finite));
+      EXPECT_LE((back.log_probs - block.log_probs).abs().masked_select(finite).max().item<float>(), 1.0f / 512 + 1e-6f);
+      EXPECT_EQ(back.log_probs[1][1].item<float>(), 0.0f);
+      EXPECT_TRUE(std::isinf(back.rest_log_mass[2].item<float>()));
+      EXPECT_EQ(encode_topk_block(back, encoding), raw);
+    }
+    EXPECT_THROW(decode_topk_block(raw.substr(0, raw.size() - 1), n, k, encoding, "t"), Error);
+    EXPECT_THROW(zstd_decompress(frame.substr(0, frame.size() / 2), raw.size(), "t"), Error);
+  }
+  EXPECT_EQ(quantize_log_prob(-1.0f), 256);
+  EXPECT_EQ(dequantize_log_prob(quantize_log_prob(-300.0f)), -65534.0f / 256);  // clamped, still a mass
+}
+
+// The shared setting: 24 chats (6 held out), a teacher trained on the 18 others.
+struct KdWorld {
+  test::TempDir dir;
+  std::string base;
+  fs::path teacher;
+  fs::path recipe;
+};
+
+const KdWorld& kd_world() {
+  static KdWorld* world = [] {
+    auto* w = new KdWorld();
+    w->base = (test::fixture_dir("export") / "llama3").string();
+    {
+      std::ofstream data(w->dir.path() / "chats.jsonl");
+      const char* colours[] = {"red", "white", "blue"};
+      for (int i = 0; i < 24; ++i) {
+        data << nlohmann::json{{"messages",
+                                {{{"role", "user"}, {"content", "Tell me about lighthouse " + std::to_string(i)}},
+                                 {{"role", "assistant"},
+                                  {"content", "It stands on rock number " + std::to_string(i) + ", painted " +
+                                                  colours[i % 3] + "."}}}}}
+                    .dump()
+             << "\n";
+      }
+    }
+    const std::string common = "model:\n  path: " + w->base + "\ndata:\n  train: " +
+                               (w->dir.path() / "chats.jsonl").string() +
+                               "\n  max_seq_len: 96\n  validation_fraction: 0.25\n"
+                               "scheduler:\n  name: constant\nlogging:\n  tensorboard: false\n";
+    write_file_atomic((w->dir.path() / "teacher.yaml").string(),
+                      common + "lora:\n  enabled: false\noptimizer:\n  lr: 1.0e-2\ntraining:\n  max_steps: 30\n"
+                               "  micro_batch_size: 6\n  seed: 1\nexport:\n  formats: [hf]\n");
+    const auto trained = test::run_retort({"run", (w->dir.path() / "teacher.yaml").string(),
+                                           "checkpoint.output_dir=" + (w->dir.path() / "teacher_run").string()});
+    if (trained.exit_code != 0) throw std::runtime_error("training the teacher failed: " + trained.err);
+    w->teacher = w->dir.path() / "teacher_run" / "export" / "hf";
+    w->recipe = w->dir.path() / "student.yaml";
+    write_file_atomic(w->recipe.string(),
+                      common + "lora:\n  rank: 4\n  alpha: 8\noptimizer:\n  lr: 1.0e-2\ntraining:\n  max_steps: 6\n"
+                               "  micro_batch_size: 4\n  seed: 1\n  eval_every_steps: 3\ndistill:\n  teacher: " +
+                               w->teacher.string() + "\n  alpha: 1.0\n");
+    return w;
+  }();
+  return *world;
+}
+
+// (loss per step, validation loss per evaluation) from a run's metrics.jsonl.
+std::pair<std::vector<double>, std::vector<double>> losses_of(const fs::path& run) {
+  std::vector<double> losses, validation;
+  std::ifstream metrics(run / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const auto entry = nlohmann::json::parse(line);
+    if (entry.contains("loss")) losses.push_back(entry["loss"]);
+    if (entry.contains("val_loss")) validation.push_back(entry["val_loss"]);
+  }
+  return {losses, validation};
+}
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Offline KD follows online KD: with k = the whole vocabulary (float32 log-probs) the same loss
+// trajectory to float rounding; with the default k = 64 and 16-bit log-probs within 0.5% (this
+// teacher keeps over 99% of its mass in its top 64 on the trained tokens; the dropped tail and
+// the 1/512-nat rounding are what remains).
+TEST(DistillCache, OfflineTrainingFollowsOnlineTraining) {
+  const KdWorld& w = kd_world();
+  const std::string recipe = w.recipe.string();
+  const fs::path dir = w.dir.path() / "offline_equals_online";
+  auto online = test::run_retort({"run", recipe, "checkpoint.output_dir=" + (dir / "online").string()});
+  ASSERT_EQ(online.exit_code, 0) << online.err;
+  const auto [online_losses, online_validation] = losses_of(dir / "online");
+  ASSERT_EQ(online_losses.size(), 6u);
+  ASSERT_EQ(online_validation.size(), 2u);
+  struct Case {
+    std::string name;
+    std::vector<std::string> overrides;
+    double tolerance;
+  };
+  for (const Case& c : {Case{"full", {"distill.cache_top_k=128256", "distill.cache_log_probs=float32"}, 1e-5},
+                        Case{"top64", {}, 5e-3}}) {
+    std::vector<std::string> args = {"cache-teacher", recipe, "distill.teacher_cache=" + (dir / c.name).string()};
+    args.insert(args.end(), c.overrides.begin(), c.overrides.end());
+    auto cached = test::run_retort(args);
+    ASSERT_EQ(cached.exit_code, 0) << cached.err;
+    auto offline = test::run_retort({"run", recipe, "distill.teacher_cache=" + (dir / c.name).string(),
+                                     "checkpoint.output_dir=" + (dir / (c.name + "_run")).string()});
+    ASSERT_EQ(offline.exit_code, 0) << offline.err;
+    EXPECT_NE(offline.err.find("distilling from the teacher cache"), std::string::npos) << offline.err;
+    const auto [losses, validation] = losses_of(dir / (c.name + "_run"));
+    ASSERT_EQ(losses.size(), online_losses.size());
+    ASSERT_EQ(validation.size(), online_validation.size());
+    for (size_t i = 0; i < losses.size(); ++i) {
+      EXPECT_NEAR(losses[i], online_losses[i], c.tolerance * online_losses[i]) << c.name << " step " << i + 1;
+    }
+    for (size_t i = 0; i < validation.size(); ++i) {
+      EXPECT_NEAR(validation[i], online_validation[i], c.tolerance * online_validation[i]) << c.name;
+    }
+  }
+}
+
+// cache-teacher resumes shard by shard to the same bytes, and a run whose data or tokenizer differ
+// from the cache's is refused. Size: this tiny teacher's top 64 beyond its first few ids are
+// close to random over 128k ids, the worst case for the id coding (about 212 bytes a token at
+// k = 64; SmolLM2-135M on the persona chats takes 173, bench/README.md).
+TEST(DistillCache, ResumesToIdenticalShardsAndRefusesAnotherDatasetOrTokenizer) {
+  const KdWorld& w = kd_world();
+  const fs::path cache = w.dir.path() / "resume_cache";
+  const std::vector<std::string> make = {"cache-teacher", w.recipe.string(), "distill.teacher_cache=" + cache.string(),
+                                         "distill.cache_shard_sequences=5", "training.micro_batch_size=2"};
+  auto first = test::run_retort(make);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.out.find("5 shards written"), std::string::npos) << first.out;
+  const auto manifest = nlohmann::json::parse(slurp(cache / "cache.json"));
+  EXPECT_LE(manifest["bytes_per_token"].get<double>(), 230.0);
+  const std::string shard2 = slurp(cache / "shard-00002.rtkc"), shard4 = slurp(cache / "shard-00004.rtkc");
+  // An interrupted run: the manifest and the last shards are gone, one shard is torn.
+  fs::remove(cache / "cache.json");
+  fs::remove(cache / "shard-00004.rtkc");
+  fs::resize_file(cache / "shard-00002.rtkc", shard2.size() / 2);
+  auto again = test::run_retort(make);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("2 shards written, 3 kept"), std::string::npos) << again.out;
+  EXPECT_EQ(slurp(cache / "shard-00002.rtkc"), shard2);
+  EXPECT_EQ(slurp(cache / "shard-00004.rtkc"), shard4);
+  // Same cache, other settings: refused before training, naming what differs.
+  const std::string use = "distill.teacher_cache=" + cache.string();
+  const std::string out = "checkpoint.output_dir=" + (w.dir.path() / "refused").string();
+  auto other_data = test::run_retort({"run", w.recipe.string(), use, out, "data.validation_fraction=0.5"});
+  EXPECT_EQ(other_data.exit_code, 2) << other_data.err;
+  EXPECT_NE(other_data.err.find("another dataset"), std::string::npos) << other_data.err;
+  auto other_template = test::run_retort({"run", w.recipe.string(), use, out, "data.system_prompt=Be brief."});
+  EXPECT_EQ(other_template.exit_code, 2) << other_template.err;
+  EXPECT_NE(other_template.err.find("another dataset"), std::string::npos) << other_template.err;
+  auto other_tokenizer = test::run_retort(
+      {"run", w.recipe.string(), use, out, "tokenizer.path=" + (test::fixture_dir("export") / "qwen2").string()});
+  EXPECT_EQ(other_tokenizer.exit_code, 2) << other_tokenizer.err;
+  EXPECT_NE(other_tokenizer.err.find("another tokenizer"), std::string::npos) << other_tokenizer.err;
+  // Writing into a directory that holds a cache of another dataset is refused too.
+  auto overwrite = test::run_retort({"cache-teacher", w.recipe.string(), "distill.teacher_cache=" + cache.string(),
+                                     "distill.cache_shard_sequences=5", "data.validation_fraction=0.5"});
+  EXPECT_EQ(overwrite.exit_code, 2) << overwrite.err;
+  EXPECT_NE(overwrite.err.find("belongs to a cache of another"), std::string::npos) << overwrite.err;
+}
+
+}  // namespace
+}  // namespace retort
