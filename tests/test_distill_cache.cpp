@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include "data/dataset.h"
 #include "distill/kd_step.h"
@@ -207,6 +208,60 @@ TEST(DistillCache, ResumesToIdenticalShardsAndRefusesAnotherDatasetOrTokenizer) 
                                      "distill.cache_shard_sequences=5", "data.validation_fraction=0.5"});
   EXPECT_EQ(overwrite.exit_code, 2) << overwrite.err;
   EXPECT_NE(overwrite.err.find("belongs to a cache of another"), std::string::npos) << overwrite.err;
+}
+
+// Mean KL(teacher || student) and mean cross-entropy per trained token on the recipe's held-out split.
+std::pair<double, double> held_out_kl_and_ce(const KdWorld& w, const fs::path& adapter) {
+  const Recipe recipe = load_recipe(w.recipe.string());
+  const data::RecipeText text = data::load_recipe_text(recipe);
+  const data::ExampleEncoder encoder(*text.tokenizer, text.template_or_null(), data::encode_options(recipe.data));
+  const data::DataPipeline pipeline(data::format_options(recipe.data), encoder);
+  const data::PreparedData prepared = data::prepare_data(recipe.data, pipeline, static_cast<uint64_t>(recipe.training.seed));
+  data::LoaderOptions options;
+  options.batch_size = 8;
+  options.shuffle = false;
+  data::DataLoader held_out(prepared.validation->source, pipeline, prepared.validation->scan.sequences, options);
+  LoadedModel student = load_model(w.base), teacher = load_model(w.teacher.string());
+  load_peft_adapter(*student.model, adapter.string());
+  KdStepOptions kl_only, ce_only;
+  kl_only.alpha = 1;
+  ce_only.alpha = 0;
+  kl_only.shared_vocab = ce_only.shared_vocab = student.model->config().vocab_size;
+  KdStep kl_step(*student.model, *teacher.model, kl_only), ce_step(*student.model, *teacher.model, ce_only);
+  kl_step.set_training(false);
+  at::NoGradGuard no_grad;
+  double kl = 0, ce = 0;
+  int64_t tokens = 0;
+  while (auto batch = held_out.next()) {
+    kl += kl_step.forward(*batch).loss_sum.item<double>();
+    const StepResult result = ce_step.forward(*batch);
+    ce += result.loss_sum.item<double>();
+    tokens += result.tokens;
+  }
+  return {kl / static_cast<double>(tokens), ce / static_cast<double>(tokens)};
+}
+
+// KD beats SFT: the same LoRA student, seeds, data and steps, trained on the labels alone or on
+// the teacher's distributions (alpha 1, T 1), 24 steps, then measured on the 6 held-out chats: the
+// distilled student is closer to the teacher (KL at most 95% of the SFT student's; measured 1.89
+// vs 2.13) and predicts the held-out answers at least as well (cross-entropy 2.60 vs 2.68).
+TEST(DistillKd, DistilledStudentIsCloserToTheTeacherThanTheSftStudent) {
+  const KdWorld& w = kd_world();
+  const fs::path dir = w.dir.path() / "kd_vs_sft";
+  const std::vector<std::string> common = {"training.max_steps=24", "training.eval_every_steps=0"};
+  auto run = [&](const std::string& name, std::vector<std::string> overrides) {
+    std::vector<std::string> args = {"run", w.recipe.string(), "checkpoint.output_dir=" + (dir / name).string()};
+    args.insert(args.end(), common.begin(), common.end());
+    args.insert(args.end(), overrides.begin(), overrides.end());
+    auto result = test::run_retort(args);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return dir / name / "adapter";
+  };
+  const auto [sft_kl, sft_ce] = held_out_kl_and_ce(w, run("sft", {"distill.teacher="}));
+  const auto [kd_kl, kd_ce] = held_out_kl_and_ce(w, run("kd", {"distill.alpha=1.0"}));
+  std::cout << "held out: SFT KL " << sft_kl << " CE " << sft_ce << "; KD KL " << kd_kl << " CE " << kd_ce << "\n";
+  EXPECT_LT(kd_kl, 0.95 * sft_kl);
+  EXPECT_LE(kd_ce, sft_ce);
 }
 
 }  // namespace
