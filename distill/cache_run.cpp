@@ -73,6 +73,21 @@ TeacherCacheFormat cache_format(const DistillSection& distill) {
   return format;
 }
 
+LoadedModel load_recipe_teacher(const Recipe& recipe) {
+  const std::string path = expand_home(recipe.distill.teacher);
+  if (path.empty()) throw bad_input("no teacher model").key("distill.teacher");
+  if (!fs::exists(path)) throw bad_input("the teacher model does not exist").file(path).key("distill.teacher");
+  TeacherLoadOptions options;
+  options.dtype = parse_dtype(recipe.distill.teacher_dtype);
+  options.int8 = parse_teacher_quantize(recipe.distill.teacher_quantize);
+  options.devices.clear();
+  for (const std::string& device : recipe.distill.teacher_devices) options.devices.push_back(parse_device(device));
+  if (options.devices.empty()) options.devices.push_back(parse_device(recipe.model.device));
+  LoadedModel teacher = load_teacher(path, options);
+  for (auto& p : teacher.model->parameters()) p.set_requires_grad(false);
+  return teacher;
+}
+
 CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) {
   auto info = [&](const std::string& line) {
     if (events.info) events.info(line);
@@ -80,7 +95,6 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
   const std::string teacher_path = expand_home(recipe.distill.teacher);
   const std::string dir = expand_home(recipe.distill.teacher_cache);
   if (teacher_path.empty()) throw bad_input("cache-teacher needs the teacher model").key("distill.teacher");
-  if (!fs::exists(teacher_path)) throw bad_input("the teacher model does not exist").file(teacher_path).key("distill.teacher");
   if (dir.empty()) throw bad_input("cache-teacher needs a directory to write").key("distill.teacher_cache");
 
   const data::RecipeText text = data::load_recipe_text(recipe);
@@ -89,17 +103,14 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
   const data::PreparedData prepared = data::prepare_data(recipe.data, pipeline, static_cast<uint64_t>(recipe.training.seed));
   info(data::describe_stats(prepared.train.scan.stats, prepared.train.scan.sequences, recipe.data.max_seq_len));
 
-  LoadOptions load;
-  load.dtype = parse_dtype(recipe.distill.teacher_dtype);
-  load.device = parse_device(recipe.model.device);
-  LoadedModel teacher = load_model(teacher_path, load);
-  teacher.model->eval();
+  LoadedModel teacher = load_recipe_teacher(recipe);
   const int64_t vocab = shared_vocabulary_size(*load_tokenizer(teacher_path), teacher.model->config().vocab_size,
                                                *text.tokenizer, static_cast<int64_t>(text.tokenizer->vocab_size()));
   TeacherCacheIdentity identity = data_identity(recipe, text, prepared);
   identity.teacher = recipe.distill.teacher;
   identity.teacher_fingerprint = teacher_fingerprint(teacher_path, teacher.model->config());
-  identity.teacher_dtype = recipe.distill.teacher_dtype;
+  identity.teacher_dtype = recipe.distill.teacher_dtype +
+                           (recipe.distill.teacher_quantize == "none" ? "" : " " + recipe.distill.teacher_quantize);
   const TeacherCacheFormat format = cache_format(recipe.distill);
   if (format.top_k > vocab) {
     throw bad_input("top_k " + std::to_string(format.top_k) + " exceeds the vocabulary (" + std::to_string(vocab) + ")")
@@ -160,8 +171,8 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
       while (std::optional<Batch> batch = loader.next()) {
         const auto started = std::chrono::steady_clock::now();
         at::NoGradGuard no_grad;
-        const at::Tensor hidden = teacher.model->forward_hidden(batch->input_ids.to(teacher.model->device()),
-                                                                batch_forward_options(*batch));  // [B, T, H]
+        const at::Tensor hidden = teacher.model->forward_hidden(batch->input_ids, batch_forward_options(*batch))
+                                      .to(weight.device());  // [B, T, H]
         for (int64_t row = 0; row < hidden.size(0); ++row) {
           const at::Tensor labels = batch->labels[row].narrow(0, 1, batch->labels.size(1) - 1);
           const at::Tensor counted = (labels != kIgnoreIndex).nonzero().squeeze(1).to(hidden.device());

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "distill/teacher.h"
 #include "distill/teacher_cache.h"
 #include "train/recipe.h"
 
@@ -17,6 +18,9 @@ namespace retort {
 TeacherCacheIdentity data_identity(const Recipe& recipe, const data::RecipeText& text, const data::PreparedData& prepared);
 
 TeacherCacheFormat cache_format(const DistillSection& distill);
+
+// The recipe's teacher (distill.teacher with its dtype, quantisation and devices), frozen.
+LoadedModel load_recipe_teacher(const Recipe& recipe);
 
 struct CacheProgress {
   int64_t sequences_done = 0;

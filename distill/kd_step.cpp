@@ -57,9 +57,10 @@ StepResult KdStep::forward(const Batch& batch) {
   TopkBlock cached;                         // offline: [N, k] targets
   if (teacher_ != nullptr) {
     at::NoGradGuard no_grad;
-    const at::Tensor teacher_hidden = teacher_->forward_hidden(batch.input_ids.to(teacher_->device()), options);
-    teacher_rows = counted_rows(teacher_hidden, counted.to(teacher_hidden.device()));
     teacher_weight = teacher_->output_weight().narrow(0, 0, options_.shared_vocab);
+    // A teacher spread over devices ends where its output weight is (the embedding's device when tied).
+    const at::Tensor teacher_hidden = teacher_->forward_hidden(batch.input_ids, options).to(teacher_weight.device());
+    teacher_rows = counted_rows(teacher_hidden, counted.to(teacher_hidden.device()));
     teacher = [&](int64_t start, int64_t rows) {
       at::NoGradGuard no_grad;
       TeacherChunk chunk;

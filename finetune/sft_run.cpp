@@ -223,10 +223,11 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
     step = std::make_unique<KdStep>(*loaded.model, cache, kd);
   } else if (!recipe.distill.teacher.empty()) {
     const std::string teacher_path = expand_home(recipe.distill.teacher);
-    if (!fs::exists(teacher_path)) throw bad_input("the teacher model does not exist").file(teacher_path).key("distill.teacher");
-    LoadOptions teacher_load = load;
-    teacher_load.dtype = parse_dtype(recipe.distill.teacher_dtype);
-    teacher = load_model(teacher_path, teacher_load);
+    teacher = load_recipe_teacher(recipe);
+    if (recipe.distill.teacher_quantize != "none") {
+      info("teacher weights: " + recipe.distill.teacher_quantize + ", " +
+           std::to_string(weight_bytes(*teacher.model) >> 20) + " MiB");
+    }
     kd.shared_vocab = shared_vocabulary_size(*load_tokenizer(teacher_path), teacher.model->config().vocab_size,
                                              *tokenizer, loaded.model->config().vocab_size);
     info("distilling from " + teacher_path + kd_summary);

@@ -60,8 +60,16 @@ class CausalLM : public torch::nn::Module {
   void set_activation_checkpointing(bool enabled) { activation_checkpointing_ = enabled; }
   bool activation_checkpointing() const { return activation_checkpointing_; }
 
+  // Pipeline placement for a model bigger than one GPU: decoder layer i runs on devices[i] (its
+  // parameters must already be there), the embedding on its own weight's device, the final norm
+  // and output projection on the last layer's; hidden states move at each device boundary.
+  // Empty: everything on one device. Not with a KV cache.
+  void set_layer_devices(std::vector<c10::Device> devices) { layer_devices_ = std::move(devices); }
+  const std::vector<c10::Device>& layer_devices() const { return layer_devices_; }
+
  protected:
   bool activation_checkpointing_ = false;
+  std::vector<c10::Device> layer_devices_;
 };
 
 }  // namespace retort

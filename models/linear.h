@@ -30,8 +30,15 @@ class Projection : public torch::nn::Module {
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
 
-  at::Tensor weight;  // [out, in]
+  // Replaces the weight by its per-output-channel symmetric int8 quantisation (absmax / 127 of
+  // each row), frozen; activations stay in `activation_dtype`. Halves bfloat16 weight memory.
+  void quantize_int8(at::ScalarType activation_dtype);
+
+  at::Tensor weight;  // [out, in]; int8 when weight_scale is defined
   at::Tensor bias;    // [out] or undefined
+  // Weight-only int8 (a frozen teacher): weight = round(w / scale) per output row, scale [out] in
+  // the activation dtype; the output is (x @ weight^T) * scale.
+  at::Tensor weight_scale;
   std::shared_ptr<ProjectionAdapter> adapter;  // null: plain linear
 
  private:

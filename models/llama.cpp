@@ -247,28 +247,40 @@ at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const F
   if (options.segment_ids.defined() && (past > 0 || options.segment_ids.sizes() != input_ids.sizes())) {
     throw internal_error("segment_ids must be [B, T] like input_ids and cannot be used with a KV cache");
   }
-  const at::Device device = input_ids.device();
-  at::Tensor positions = options.position_ids;
+  if (!layer_devices_.empty() && (options.cache || layer_devices_.size() != model->layer_list.size())) {
+    throw internal_error("layer devices need one device per layer and no KV cache");
+  }
+  const at::Device device = model->embed_tokens_weight.device();
+  at::Tensor positions = options.position_ids.defined() ? options.position_ids.to(device) : at::Tensor();
   if (!positions.defined()) {
     positions = at::arange(past, past + steps, at::TensorOptions().dtype(at::kLong).device(device))
                     .unsqueeze(0)
                     .expand({batch, steps});
   }
-  at::Tensor h = at::embedding(model->embed_tokens_weight, input_ids);  // [B, T, H]
+  at::Tensor h = at::embedding(model->embed_tokens_weight, input_ids.to(device));  // [B, T, H]
   // cos/sin [B, 1, T, hd] in float32, then in the activation dtype (as HF).
   const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_.to(device).view({1, 1, -1});
   const at::Tensor angles = at::cat({freqs, freqs}, -1);
-  const at::Tensor cos = angles.cos().to(h.scalar_type()).unsqueeze(1);
+  at::Tensor cos = angles.cos().to(h.scalar_type()).unsqueeze(1);
   const at::Tensor plain_sin = angles.sin().to(h.scalar_type()).unsqueeze(1);
   const int64_t half = plain_sin.size(-1) / 2;
-  const at::Tensor sin = at::cat({-plain_sin.narrow(-1, 0, half), plain_sin.narrow(-1, half, half)}, -1);
+  at::Tensor sin = at::cat({-plain_sin.narrow(-1, 0, half), plain_sin.narrow(-1, half, half)}, -1);
   bool causal = false;
-  const std::optional<at::Tensor> mask =
-      build_mask(config_, batch, steps, past, options, device, causal);
+  ForwardOptions local = options;
+  if (local.attention_mask.defined()) local.attention_mask = local.attention_mask.to(device);
+  if (local.segment_ids.defined()) local.segment_ids = local.segment_ids.to(device);
+  std::optional<at::Tensor> mask = build_mask(config_, batch, steps, past, local, device, causal);
   const bool checkpoint = activation_checkpointing_ && at::GradMode::is_enabled() && !options.cache;
   if (checkpoint && !checkpoint_anchor_.defined()) checkpoint_anchor_ = at::zeros({1}).requires_grad_(true);
   for (size_t i = 0; i < model->layer_list.size(); ++i) {
     auto& layer = model->layer_list[i];
+    if (!layer_devices_.empty() && layer_devices_[i] != h.device()) {  // a pipeline boundary
+      const at::Device next = layer_devices_[i];
+      h = h.to(next);
+      cos = cos.to(next);
+      sin = sin.to(next);
+      if (mask) mask = mask->to(next);
+    }
     h = checkpoint ? CheckpointedLayer::apply(h, checkpoint_anchor_, cos, sin, &mask, layer.get(),
                                               causal, static_cast<int64_t>(i))
                    : layer->forward(h, cos, sin, mask, causal, options.cache, static_cast<int64_t>(i));

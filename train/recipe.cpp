@@ -91,7 +91,12 @@ void describe(Recipe& r, ConfigVisitor& v) {
   });
   v.section("distill", [&](ConfigVisitor& s) {
     s.field("teacher", r.distill.teacher, "teacher model (HF directory or .gguf); empty: supervised fine-tuning");
-    s.choice("teacher_dtype", r.distill.teacher_dtype, {"float32", "bfloat16", "float16"}, "teacher weights dtype");
+    s.choice("teacher_dtype", r.distill.teacher_dtype, {"float32", "bfloat16", "float16"},
+             "teacher activations (and weights unless quantised)");
+    s.choice("teacher_quantize", r.distill.teacher_quantize, {"none", "int8"},
+             "int8: the teacher's decoder projections in per-channel weight-only int8 (half of bfloat16)");
+    s.field("teacher_devices", r.distill.teacher_devices,
+            "devices the teacher's layers are split over in order, e.g. [cuda:0, cuda:1]; empty: model.device");
     s.choice("loss", r.distill.loss, {"forward_kl", "reverse_kl", "jsd", "tv"}, "divergence to the teacher");
     s.field("temperature", r.distill.temperature, "softmax temperature (the loss is scaled by T^2)");
     s.field("alpha", r.distill.alpha, "weight of the KD term (1 - alpha on cross-entropy with the labels)");

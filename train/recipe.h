@@ -106,7 +106,9 @@ struct ExportSection {
 // Logit distillation from a teacher sharing the student's tokenizer (distill/). Empty teacher: plain SFT.
 struct DistillSection {
   std::string teacher;              // HF model directory or .gguf
-  std::string teacher_dtype = "float32";  // float32 | bfloat16 | float16
+  std::string teacher_dtype = "float32";  // float32 | bfloat16 | float16: activations and unquantised weights
+  std::string teacher_quantize = "none";  // none | int8 (per-channel weight-only on the decoder projections)
+  std::vector<std::string> teacher_devices;  // decoder layers split over these in order; empty: model.device
   std::string loss = "forward_kl";  // forward_kl | reverse_kl | jsd | tv
   double temperature = 1.0;
   double alpha = 0.5;  // weight of the KD term; 1 - alpha on the labels' cross-entropy
