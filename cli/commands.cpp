@@ -10,6 +10,7 @@
 #include "cli/data_command.h"
 #include "cli/export_command.h"
 #include "cli/model_commands.h"
+#include "cli/prune_command.h"
 #include "cli/run_command.h"
 #include "cli/text_commands.h"
 #include "cli/version.h"
@@ -32,6 +33,7 @@ std::vector<CommandSpec> build_table() {
       tokenize_command(),
       data_command(),
       export_command(),
+      prune_command(),
       cache_teacher_command(),
       {"bench", "Benchmarks of Retort's kernels and training steps on this machine.",
        "retort bench [options]", {}, 0, 0, {}},

@@ -168,47 +168,16 @@ int run_eval(const ParsedArgs& args) {
   if (!data) throw bad_input("retort eval: --data FILE.jsonl is required");
   const int64_t batch_size = args.get_int("batch-size", 8);
   if (batch_size <= 0) throw bad_input("must be positive").key("--batch-size");
-  std::ifstream in(*data);
-  if (!in) throw bad_input("cannot read").file(*data);
   const LoadedModel loaded = load_from_args(args);
   CausalLM& model = *loaded.model;
   c10::InferenceMode inference;
   EvalTotals totals;
-  std::unique_ptr<Tokenizer> tokenizer;  // loaded at the first {"text": ...} line
   std::vector<std::vector<int64_t>> batch;
-  std::string line;
-  for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json record;
-    try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& error) {
-      throw bad_input(std::string("invalid JSON: ") + error.what()).file(*data).line(line_number);
-    }
-    if (!record.is_object() || (!record.contains("ids") && !record.contains("text"))) {
-      throw bad_input("expected an object with \"ids\": [...] or \"text\": \"...\"").file(*data).line(line_number);
-    }
-    std::vector<int64_t> ids;
-    if (record.contains("text")) {
-      if (!record["text"].is_string()) throw bad_input("\"text\" must be a string").file(*data).line(line_number).key("text");
-      if (!tokenizer) tokenizer = load_tokenizer(*args.get("model"));
-      for (TokenId id : tokenizer->encode(record["text"].get<std::string>(), /*add_special_tokens=*/true)) {
-        ids.push_back(id);
-      }
-    }
-    for (const auto& id : record.value("ids", nlohmann::json::array())) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= model.config().vocab_size) {
-        throw bad_input("\"ids\" must hold token ids in [0, " + std::to_string(model.config().vocab_size) + ")")
-            .file(*data)
-            .line(line_number)
-            .key("ids");
-      }
-      ids.push_back(id.get<int64_t>());
-    }
-    if (ids.size() < 2) continue;  // nothing to predict
+  for_each_token_sequence(*data, *args.get("model"), model.config().vocab_size, [&](std::vector<int64_t> ids) {
+    if (ids.size() < 2) return;  // nothing to predict
     batch.push_back(std::move(ids));
     if (static_cast<int64_t>(batch.size()) == batch_size) eval_batch(model, batch, totals);
-  }
+  });
   eval_batch(model, batch, totals);
   if (totals.tokens == 0) throw bad_input("no sequence with at least two tokens").file(*data);
   const double mean = totals.loss_sum / static_cast<double>(totals.tokens);
@@ -225,6 +194,44 @@ int run_eval(const ParsedArgs& args) {
 }
 
 }  // namespace
+
+void for_each_token_sequence(const std::string& path, const std::string& model_path, int64_t vocab_size,
+                             const std::function<void(std::vector<int64_t>)>& sequence) {
+  std::ifstream in(path);
+  if (!in) throw bad_input("cannot read").file(path);
+  std::unique_ptr<Tokenizer> tokenizer;  // loaded at the first {"text": ...} line
+  std::string line;
+  for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& error) {
+      throw bad_input(std::string("invalid JSON: ") + error.what()).file(path).line(line_number);
+    }
+    if (!record.is_object() || (!record.contains("ids") && !record.contains("text"))) {
+      throw bad_input("expected an object with \"ids\": [...] or \"text\": \"...\"").file(path).line(line_number);
+    }
+    std::vector<int64_t> ids;
+    if (record.contains("text")) {
+      if (!record["text"].is_string()) throw bad_input("\"text\" must be a string").file(path).line(line_number).key("text");
+      if (!tokenizer) tokenizer = load_tokenizer(model_path);
+      for (TokenId id : tokenizer->encode(record["text"].get<std::string>(), /*add_special_tokens=*/true)) {
+        ids.push_back(id);
+      }
+    }
+    for (const auto& id : record.value("ids", nlohmann::json::array())) {
+      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= vocab_size) {
+        throw bad_input("\"ids\" must hold token ids in [0, " + std::to_string(vocab_size) + ")")
+            .file(path)
+            .line(line_number)
+            .key("ids");
+      }
+      ids.push_back(id.get<int64_t>());
+    }
+    sequence(std::move(ids));
+  }
+}
 
 SamplingOptions sampling_from_args(const ParsedArgs& args, int64_t default_max_new_tokens) {
   SamplingOptions sampling;

@@ -184,5 +184,62 @@ TEST(DistillSyntheticData, AnswersEveryPromptAndResumesToTheSameFile) {
   EXPECT_NE(result.err.find(":1:"), std::string::npos) << result.err;
 }
 
+
+test::CommandResult python(const std::string& script, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {test::env_or_empty("RETORT_PYTHON"),
+                                   test::env_or_empty("RETORT_SOURCE_DIR") + "/tests/reference/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return test::run_program(argv);
+}
+
+// `retort prune` against transformers: a 4-layer teacher with layers 1 and 2 removed (depth), then
+// also each MLP cut from 96 to 40 neurons by calibration activations (width); the checkpoint loads
+// in transformers and gives, as Retort does, the logits of the teacher pruned there.
+TEST(DistillPrune, PrunedStudentEqualsTheTeacherWithThoseLayersAndNeuronsRemoved) {
+  test::TempDir dir;
+  const fs::path teacher = dir.path() / "teacher";
+  auto made = python("check_prune.py", {"make", teacher.string(), (test::fixture_dir("export") / "llama3").string()});
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  {
+    std::ofstream calibration(dir.path() / "calibration.jsonl");
+    calibration << "{\"text\": \"The lighthouse keeper counts the ships at dusk.\"}\n"
+                << "{\"ids\": [128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13]}\n";
+  }
+  const std::vector<int64_t> input_ids = {128000, 9906, 1917, 11, 1618, 374, 264, 1296, 315, 86292, 13};
+  for (const auto& [name, width] : {std::pair{"depth", 0}, std::pair{"depth_width", 40}}) {
+    const fs::path out = dir.path() / name;
+    std::vector<std::string> args = {"prune", "--model", teacher.string(), "--keep-layers", "0,3", "--out", out.string()};
+    if (width > 0) {
+      args.insert(args.end(), {"--mlp-width", std::to_string(width), "--calibration",
+                               (dir.path() / "calibration.jsonl").string()});
+    }
+    auto pruned = test::run_retort(args);
+    ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+    std::string ids;
+    for (int64_t id : input_ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    auto logits = test::run_retort({"logits", "--model", out.string(), "--prompt-ids", ids, "--all-positions", "--out",
+                                    (dir.path() / (std::string(name) + ".safetensors")).string()});
+    ASSERT_EQ(logits.exit_code, 0) << logits.err;
+    nlohmann::json check = {{"teacher", teacher.string()}, {"pruned", out.string()}, {"keep", {0, 3}},
+                            {"width", width}, {"input_ids", input_ids},
+                            {"retort_logits", (dir.path() / (std::string(name) + ".safetensors")).string()}};
+    if (width > 0) {
+      // The same calibration ids Retort read: the text line through the teacher's tokenizer (with BOS).
+      const auto tokenizer = load_tokenizer(teacher.string());
+      std::vector<int64_t> text_ids;
+      for (TokenId id : tokenizer->encode("The lighthouse keeper counts the ships at dusk.", true)) text_ids.push_back(id);
+      check["calibration"] = {text_ids, {128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13}};
+    }
+    write_file_atomic((dir.path() / "case.json").string(), check.dump());
+    auto result = python("check_prune.py", {"check", (dir.path() / "case.json").string()});
+    EXPECT_EQ(result.exit_code, 0) << name << "\n" << result.out << result.err;
+  }
+  // Bad layer lists are refused by name.
+  auto bad = test::run_retort({"prune", "--model", teacher.string(), "--keep-layers", "0,7", "--out",
+                               (dir.path() / "bad").string()});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("layer 7 is outside"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace retort

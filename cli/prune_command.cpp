@@ -1,0 +1,75 @@
+#include "cli/prune_command.h"
+
+#include <iostream>
+
+#include "cli/model_commands.h"
+#include "distill/prune.h"
+#include "export/export.h"
+#include "io/error.h"
+#include "models/loader.h"
+
+namespace retort::cli {
+namespace {
+
+int run_prune(const ParsedArgs& args) {
+  const auto model_arg = args.get("model");
+  if (!model_arg) throw bad_input("retort prune needs --model TEACHER").key("model");
+  const std::string model_path = *model_arg;
+  const auto out = args.get("out");
+  if (!out) throw bad_input("retort prune needs --out DIR").key("out");
+  LoadedModel source = load_model(model_path);
+  const ModelConfig& config = source.model->config();
+  PruneOptions options;
+  if (const auto layers = args.get("keep-layers")) options.keep_layers = parse_layer_list(*layers, config.num_hidden_layers);
+  options.mlp_width = args.get_int("mlp-width", 0);
+  if (options.mlp_width < 0) throw bad_input("must be positive").key("mlp-width");
+  if (options.keep_layers.empty() && options.mlp_width == 0) {
+    throw bad_input("nothing to prune: give --keep-layers and/or --mlp-width");
+  }
+  std::vector<at::Tensor> importance;
+  if (options.mlp_width > 0) {
+    const auto calibration_path = args.get("calibration");
+    if (!calibration_path) throw bad_input("--mlp-width ranks neurons on --calibration FILE.jsonl").key("calibration");
+    const int64_t max_tokens = args.get_int("calibration-tokens", 512);
+    std::vector<std::vector<int64_t>> calibration;
+    for_each_token_sequence(*calibration_path, model_path, config.vocab_size, [&](std::vector<int64_t> ids) {
+      if (static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+      if (!ids.empty()) calibration.push_back(std::move(ids));
+    });
+    importance = mlp_neuron_importance(*source.model, calibration);
+    std::cerr << "neuron importance from " << calibration.size() << " calibration sequences\n";
+  }
+  ExportOptions export_options;
+  export_options.model_path = model_path;
+  export_options.format = ExportFormat::kHf;
+  export_options.out = *out;
+  export_options.force = args.has("force");
+  export_options.quant = args.get_or("dtype", "");
+  export_options.trained_model = prune_model(*source.model, options, importance);
+  const ModelConfig& pruned = export_options.trained_model->config();
+  std::cerr << "pruned: " << pruned.num_hidden_layers << " of " << config.num_hidden_layers << " layers, MLP width "
+            << pruned.intermediate_size << " of " << config.intermediate_size << "\n";
+  run_export(export_options, std::cerr);
+  return 0;
+}
+
+}  // namespace
+
+CommandSpec prune_command() {
+  return {"prune",
+          "Initialise a student from a teacher: keep some of its layers, optionally narrow its MLPs by importance.",
+          "retort prune --model TEACHER --keep-layers 0-5,11 [--mlp-width N --calibration FILE.jsonl] --out DIR",
+          {{"model", "PATH", "the teacher: HF model directory or .gguf file"},
+           {"keep-layers", "LIST", "decoder layers kept, in order: indices and ranges like 0-5,9,11 (default: all)"},
+           {"mlp-width", "N", "neurons kept in every MLP, the most active on the calibration text (default: all)"},
+           {"calibration", "FILE", "JSONL of {\"text\": ...} or {\"ids\": [...]} for --mlp-width"},
+           {"calibration-tokens", "N", "tokens read from each calibration line (default 512)"},
+           {"dtype", "TYPE", "checkpoint dtype: f32, f16 or bf16 (default: the teacher's)"},
+           {"out", "DIR", "the student's HF checkpoint (config, safetensors, tokenizer)"},
+           {"force", "", "replace an existing --out"}},
+          0,
+          0,
+          run_prune};
+}
+
+}  // namespace retort::cli
