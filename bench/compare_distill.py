@@ -1,0 +1,210 @@
+"""Distillation throughput and memory: `retort cache-teacher`, and student training online (teacher in
+memory) and offline (from the cache), against a transformers KD loop (the DistillKit/TRL pattern: teacher
+under no_grad, full logits of both, forward KL + cross-entropy), same machine, same torch, same threads,
+same rows, one run.
+
+Teacher: SmolLM2-135M-Instruct (the PyPI GGUF, dequantized to float32 by both). Student: the teacher
+pruned by `retort prune` to 15 of its 30 layers (every weight trains; AdamW, clipping at 1.0). Loss:
+0.5 * forward KL (T = 1) + 0.5 * cross-entropy on the assistant tokens of the creator-persona chats,
+packed into rows of --seq tokens. Tokens/s counts every input token of the steps after --warmup; peak
+memory is the process's maximum resident set.
+
+  .venv/bin/python bench/compare_distill.py --threads 2 --steps 6 --warmup 2 --batch 4 --seq 256
+Results: printed and written to bench/results/distill.json."""
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from fetch_smollm2 import cached_gguf  # noqa: E402
+
+
+def recipe_text(student: str, teacher: str, data: Path, out: Path, args, cache: str = "") -> str:
+    return f"""model:
+  path: {student}
+data:
+  train: {data}
+  format: chat
+  max_seq_len: {args.seq}
+  packing: true
+  train_on: assistant
+lora:
+  enabled: false
+optimizer:
+  lr: 1.0e-4
+  max_grad_norm: 1.0
+scheduler:
+  name: constant
+training:
+  micro_batch_size: {args.batch}
+  gradient_accumulation: 1
+  max_steps: {args.warmup + args.steps}
+  seed: 0
+checkpoint:
+  output_dir: {out}
+  every_steps: 1000000
+logging:
+  tensorboard: false
+distill:
+  teacher: {teacher}
+  teacher_cache: "{cache}"
+  alpha: 0.5
+  loss: forward_kl
+"""
+
+
+def timed(argv, threads):
+    """Runs a command; returns (stdout, stderr, peak RSS in MB) via GNU time."""
+    result = subprocess.run(["/usr/bin/time", "-f", "PEAK_KB %M"] + argv, check=True, capture_output=True, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    peak = int(re.search(r"PEAK_KB (\d+)", result.stderr).group(1)) / 1024
+    return result.stdout, result.stderr, peak
+
+
+def training_figures(out: Path, args, peak: float) -> dict:
+    lines = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    measured = lines[args.warmup:]
+    tokens = sum(line["input_tokens"] for line in measured)
+    seconds = sum(line["seconds"] for line in measured)
+    return {"tokens_per_s": tokens / seconds, "peak_rss_mb": peak, "loss_first": lines[0]["loss"],
+            "loss_last": lines[-1]["loss"]}
+
+
+def pack_rows(examples, seq):
+    """Greedy packing in file order into rows of at most `seq` tokens, as Retort packs."""
+    rows, ids, labels = [], [], []
+    for example in examples:
+        if ids and len(ids) + len(example["ids"]) > seq:
+            rows.append((ids, labels))
+            ids, labels = [], []
+        ids = ids + example["ids"]
+        labels = labels + [-100] + example["labels"][1:]
+    if ids:
+        rows.append((ids, labels))
+    return rows
+
+
+def hf_worker(spec_path: str) -> None:
+    """Runs in its own process: online KD with transformers on the given rows."""
+    spec = json.loads(Path(spec_path).read_text())
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    teacher_path = Path(spec["teacher"])
+    teacher = AutoModelForCausalLM.from_pretrained(str(teacher_path.parent), gguf_file=teacher_path.name,
+                                                   dtype=torch.float32, attn_implementation="sdpa").eval()
+    student = AutoModelForCausalLM.from_pretrained(spec["student"], dtype=torch.float32, attn_implementation="sdpa")
+    student.train()
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+    rows, batch, steps, warmup = spec["rows"], spec["batch"], spec["steps"], spec["warmup"]
+    tokens, seconds, losses = 0, 0.0, []
+    for step in range(warmup + steps):
+        chosen = [rows[(step * batch + k) % len(rows)] for k in range(batch)]
+        width = max(len(ids) for ids, _ in chosen)
+        ids = torch.zeros((batch, width), dtype=torch.long)
+        labels = torch.full((batch, width), -100, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for k, (row_ids, row_labels) in enumerate(chosen):
+            ids[k, :len(row_ids)] = torch.tensor(row_ids)
+            labels[k, :len(row_ids)] = torch.tensor(row_labels)
+            mask[k, :len(row_ids)] = 1
+        start = time.perf_counter()
+        with torch.no_grad():
+            teacher_logits = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        student_logits = student(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        targets = labels[:, 1:]
+        trained = targets != -100
+        s, t = student_logits[trained].float(), teacher_logits[trained].float()
+        ce = F.cross_entropy(s, targets[trained])
+        kd = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean")
+        loss = 0.5 * kd + 0.5 * ce
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        elapsed = time.perf_counter() - start
+        losses.append(loss.item())
+        if step >= warmup:
+            tokens += int(mask.sum())
+            seconds += elapsed
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"tokens_per_s": tokens / seconds, "peak_rss_mb": peak, "loss_first": losses[0],
+                      "loss_last": losses[-1]}))
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--hf-worker":
+        return hf_worker(sys.argv[2])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--examples", type=int, default=120, help="persona chats used (the cache covers them all)")
+    parser.add_argument("--build", default=str(ROOT / "build"))
+    args = parser.parse_args()
+    retort = str(Path(args.build) / "bin" / "retort")
+    teacher = str(cached_gguf())
+    results = {"machine": os.uname().nodename, "threads": args.threads, "batch": args.batch, "seq": args.seq,
+               "steps": args.steps, "examples": args.examples}
+    with tempfile.TemporaryDirectory() as temp:
+        temp = Path(temp)
+        data = temp / "chats.jsonl"
+        lines = open(ROOT / "examples/creator_persona/train.jsonl", encoding="utf-8").readlines()[:args.examples]
+        data.write_text("".join(lines), encoding="utf-8")
+        student = temp / "student"
+        subprocess.run([retort, "prune", "--model", teacher, "--keep-layers", "0-9,25-29", "--out", str(student)],
+                       check=True, capture_output=True, text=True)
+        cache = temp / "cache"
+        recipe = temp / "online.yaml"
+        recipe.write_text(recipe_text(str(student), teacher, data, temp / "online", args))
+        out, _, peak = timed([retort, "cache-teacher", str(recipe), f"distill.teacher_cache={cache}"], args.threads)
+        manifest = json.loads((cache / "cache.json").read_text())
+        rate = float(re.search(r"teacher: (\d+) tokens/s", out).group(1))
+        results["cache_teacher"] = {"trained_tokens_per_s": rate, "peak_rss_mb": peak,
+                                    "bytes_per_token": manifest["bytes_per_token"], "tokens": manifest["tokens"],
+                                    "top_k": manifest["top_k"]}
+        print(f"cache-teacher    {rate:8.1f} trained tok/s {peak:7.0f} MB  {manifest['bytes_per_token']:.1f} bytes/token",
+              flush=True)
+        _, _, peak = timed([retort, "run", str(recipe)], args.threads)
+        results["retort_online"] = training_figures(temp / "online", args, peak)
+        offline = temp / "offline.yaml"
+        offline.write_text(recipe_text(str(student), teacher, data, temp / "offline", args, str(cache)))
+        _, _, peak = timed([retort, "run", str(offline)], args.threads)
+        results["retort_offline"] = training_figures(temp / "offline", args, peak)
+        inspect = subprocess.run([retort, "data", "inspect", "--recipe", str(recipe), "--json"], check=True,
+                                 capture_output=True, text=True)
+        rows = pack_rows([json.loads(line) for line in inspect.stdout.splitlines()], args.seq)
+        spec = temp / "hf.json"
+        spec.write_text(json.dumps({"teacher": teacher, "student": str(student), "rows": rows, "batch": args.batch,
+                                    "steps": args.steps, "warmup": args.warmup, "threads": args.threads}))
+        worker = subprocess.run([sys.executable, __file__, "--hf-worker", str(spec)], check=True, capture_output=True,
+                                text=True, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+        results["transformers_online"] = json.loads(worker.stdout.strip().splitlines()[-1])
+    base = results["transformers_online"]
+    for key in ("retort_online", "retort_offline", "transformers_online"):
+        r = results[key]
+        r["speedup_vs_transformers"] = r["tokens_per_s"] / base["tokens_per_s"]
+        r["memory_vs_transformers"] = r["peak_rss_mb"] / base["peak_rss_mb"]
+        print(f"{key:20s} {r['tokens_per_s']:8.1f} tok/s {r['peak_rss_mb']:7.0f} MB  "
+              f"speedup {r['speedup_vs_transformers']:.2f}x  memory {r['memory_vs_transformers']:.2f}x  "
+              f"loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}", flush=True)
+    out_dir = ROOT / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "distill.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
