@@ -135,10 +135,17 @@ TEST(DistillCache, OfflineTrainingFollowsOnlineTraining) {
   const KdWorld& w = kd_world();
   const std::string recipe = w.recipe.string();
   const fs::path dir = w.dir.path() / "offline_equals_online";
-  auto online = test::run_retort({"run", recipe, "checkpoint.output_dir=" + (dir / "online").string()});
+  // Packed rows (two chats a row): the cache is per sequence, the batch rows are not.
+  const std::vector<std::string> packed = {"data.packing=true", "data.max_seq_len=128"};
+  auto with = [&](std::vector<std::string> args) {
+    args.insert(args.end(), packed.begin(), packed.end());
+    return test::run_retort(args);
+  };
+  auto online = with({"run", recipe, "checkpoint.output_dir=" + (dir / "online").string()});
   ASSERT_EQ(online.exit_code, 0) << online.err;
   const auto [online_losses, online_validation] = losses_of(dir / "online");
   ASSERT_EQ(online_losses.size(), 6u);
+  EXPECT_NE(online.err.find("distilling from"), std::string::npos) << online.err;
   ASSERT_EQ(online_validation.size(), 2u);
   struct Case {
     std::string name;
@@ -149,10 +156,10 @@ TEST(DistillCache, OfflineTrainingFollowsOnlineTraining) {
                         Case{"top64", {}, 5e-3}}) {
     std::vector<std::string> args = {"cache-teacher", recipe, "distill.teacher_cache=" + (dir / c.name).string()};
     args.insert(args.end(), c.overrides.begin(), c.overrides.end());
-    auto cached = test::run_retort(args);
+    auto cached = with(args);
     ASSERT_EQ(cached.exit_code, 0) << cached.err;
-    auto offline = test::run_retort({"run", recipe, "distill.teacher_cache=" + (dir / c.name).string(),
-                                     "checkpoint.output_dir=" + (dir / (c.name + "_run")).string()});
+    auto offline = with({"run", recipe, "distill.teacher_cache=" + (dir / c.name).string(),
+                         "checkpoint.output_dir=" + (dir / (c.name + "_run")).string()});
     ASSERT_EQ(offline.exit_code, 0) << offline.err;
     EXPECT_NE(offline.err.find("distilling from the teacher cache"), std::string::npos) << offline.err;
     const auto [losses, validation] = losses_of(dir / (c.name + "_run"));
