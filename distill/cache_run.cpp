@@ -153,17 +153,20 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
       progress.sequences_done += count;
       continue;
     }
-    // A shard never straddles train and validation sources: each source's sequences get loaders.
+    // A shard may hold train and validation sequences: each source's part gets its own loader.
     std::vector<EncodedSequence> encoded;
     for (size_t s = 0; s < source_of.size(); ++s) {
       const int64_t begin = std::max(first, source_of[s].second);
       const int64_t end = std::min(first + count, s + 1 < source_of.size() ? source_of[s + 1].second : total);
       if (begin >= end) continue;
+      // Sequences packed into rows of max_seq_len in order (less padding than a row each), each
+      // attending only to itself; the targets are then cut back into sequences.
       data::LoaderOptions options;
       options.batch_size = batch_size;
       options.shuffle = false;
       options.epochs = 1;
       options.pad_id = pad;
+      options.packing = true;
       options.row_length = recipe.data.max_seq_len;
       options.first_sequence_id = begin;
       data::DataLoader loader(source_of[s].first, pipeline,
@@ -173,17 +176,26 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
         at::NoGradGuard no_grad;
         const at::Tensor hidden = teacher.model->forward_hidden(batch->input_ids, batch_forward_options(*batch))
                                       .to(weight.device());  // [B, T, H]
+        const int64_t width = batch->labels.size(1);
         for (int64_t row = 0; row < hidden.size(0); ++row) {
-          const at::Tensor labels = batch->labels[row].narrow(0, 1, batch->labels.size(1) - 1);
-          const at::Tensor counted = (labels != kIgnoreIndex).nonzero().squeeze(1).to(hidden.device());
-          const at::Tensor rows = hidden[row].index_select(0, counted);  // [n, H]
-          const TopkBlock block = teacher_targets(rows, weight, format.top_k, 1024);
-          const std::string raw = encode_topk_block(block, format.encoding);
-          encoded.push_back({zstd_compress(raw, format.zstd_level), static_cast<uint32_t>(raw.size()),
-                             static_cast<uint32_t>(block.tokens())});
-          progress.tokens_done += block.tokens();
+          // Position t predicts label t + 1; it belongs to the sequence of token t + 1.
+          const at::Tensor next_labels = batch->labels[row].narrow(0, 1, width - 1);
+          const at::Tensor next_segments = batch->segment_ids[row].narrow(0, 1, width - 1);
+          const auto& ids = batch->sequence_ids[static_cast<size_t>(row)];
+          for (size_t j = 0; j < ids.size(); ++j) {
+            if (ids[j] != first + static_cast<int64_t>(encoded.size())) throw internal_error("cache sequences out of order");
+            const at::Tensor counted = ((next_labels != kIgnoreIndex) & (next_segments == static_cast<int64_t>(j)))
+                                           .nonzero()
+                                           .squeeze(1)
+                                           .to(hidden.device());
+            const TopkBlock block = teacher_targets(hidden[row].index_select(0, counted), weight, format.top_k, 1024);
+            const std::string raw = encode_topk_block(block, format.encoding);
+            encoded.push_back({zstd_compress(raw, format.zstd_level), static_cast<uint32_t>(raw.size()),
+                               static_cast<uint32_t>(block.tokens())});
+            progress.tokens_done += block.tokens();
+            ++progress.sequences_done;
+          }
         }
-        progress.sequences_done += hidden.size(0);
         progress.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         if (events.on_batch) events.on_batch(progress);
       }
@@ -194,7 +206,10 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
     shards.push_back(*written);
     ++outcome.shards_written;
   }
-  write_cache_manifest(dir, identity, format, shards, progress.seconds);
+  // A rerun that found everything done keeps the manifest (and its teacher time) as it was.
+  if (outcome.shards_written > 0 || !fs::exists(fs::path(dir) / "cache.json")) {
+    write_cache_manifest(dir, identity, format, shards, progress.seconds);
+  }
   for (const CacheShardInfo& shard : shards) {
     outcome.tokens += shard.tokens;
     outcome.bytes += shard.bytes;

@@ -186,10 +186,7 @@ TEST(DistillSyntheticData, AnswersEveryPromptAndResumesToTheSameFile) {
 
 
 test::CommandResult python(const std::string& script, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {test::env_or_empty("RETORT_PYTHON"),
-                                   test::env_or_empty("RETORT_SOURCE_DIR") + "/tests/reference/" + script};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return test::run_program(argv);
+  return test::run_reference_script(script, args);
 }
 
 // `retort prune` against transformers: a 4-layer teacher with layers 1 and 2 removed (depth), then
@@ -239,6 +236,31 @@ TEST(DistillPrune, PrunedStudentEqualsTheTeacherWithThoseLayersAndNeuronsRemoved
                                (dir.path() / "bad").string()});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("layer 7 is outside"), std::string::npos) << bad.err;
+}
+
+
+// recipes/distill_online_smollm2.yaml as shipped, shortened: SmolLM2-135M teaches a 4-layer student
+// pruned from it; the run ends with the recipe's GGUF export, which llama.cpp's reader (gguf-py) opens.
+TEST(DistillRecipe, OnlineSmolLM2RecipeRunsEndToEnd) {
+  test::TempDir dir;
+  const std::string smollm2 = nlohmann::json::parse(
+      read_text_file((test::fixture_dir("smollm2") / "smollm2.json").string()))["gguf"];
+  const fs::path student = dir.path() / "student";
+  auto pruned = test::run_retort({"prune", "--model", smollm2, "--keep-layers", "0-1,28-29", "--out", student.string()});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+  const std::string source_dir = test::env_or_empty("RETORT_SOURCE_DIR");
+  const fs::path run = dir.path() / "run";
+  auto result = test::run_retort({"run", source_dir + "/recipes/distill_online_smollm2.yaml", "model.path=" + student.string(),
+                                  "distill.teacher=" + smollm2,
+                                  "data.train=" + source_dir + "/examples/creator_persona/train.jsonl",
+                                  "data.max_seq_len=256", "training.max_steps=3", "training.eval_every_steps=0",
+                                  "checkpoint.output_dir=" + run.string(), "logging.tensorboard=false"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("distilling from"), std::string::npos) << result.err;
+  const fs::path gguf = run / "export" / "persona-student-q8_0.gguf";
+  ASSERT_TRUE(fs::exists(gguf)) << result.err;
+  auto read = python("check_gguf_opens.py", {gguf.string(), "4"});
+  EXPECT_EQ(read.exit_code, 0) << read.out << read.err;
 }
 
 }  // namespace

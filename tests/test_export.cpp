@@ -38,10 +38,7 @@ std::string smollm2_path() {
 }
 
 test::CommandResult python(const std::string& script, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {test::env_or_empty("RETORT_PYTHON"),
-                                   test::env_or_empty("RETORT_SOURCE_DIR") + "/tests/reference/" + script};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return test::run_program(argv);
+  return test::run_reference_script(script, args);
 }
 
 test::CommandResult export_cli(const std::vector<std::string>& args) {

@@ -38,6 +38,12 @@ std::string read_file(const std::filesystem::path& path) {
 
 }  // namespace
 
+CommandResult run_reference_script(const std::string& script, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {env_or_empty("RETORT_PYTHON"), env_or_empty("RETORT_SOURCE_DIR") + "/tests/reference/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv);
+}
+
 CommandResult run_program(const std::vector<std::string>& argv, const std::string& input) {
   TempDir capture;
   const std::string out_path = (capture.path() / "stdout").string();

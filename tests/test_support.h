@@ -20,6 +20,9 @@ CommandResult run_retort(const std::vector<std::string>& args, const std::string
 // Runs any program with arguments (no shell), capturing stdout and stderr.
 CommandResult run_program(const std::vector<std::string>& argv, const std::string& input = "");
 
+// Runs tests/reference/SCRIPT with the test venv's Python.
+CommandResult run_reference_script(const std::string& script, const std::vector<std::string>& args);
+
 // A fresh directory under the system temp dir, removed when the object dies.
 class TempDir {
  public:
