@@ -12,16 +12,16 @@ Results: printed and written to bench/results/training.json."""
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
 from fetch_smollm2 import cached_gguf  # noqa: E402
+from hf_loop import pack_rows, timed_loop  # noqa: E402
 
 
 def write_text_data(path: Path) -> None:
@@ -85,20 +85,6 @@ export:
 """
 
 
-def pack_rows(examples, seq):
-    """Greedy packing in file order into rows of at most `seq` tokens, as Retort packs."""
-    rows, ids, labels = [], [], []
-    for example in examples:
-        if ids and len(ids) + len(example["ids"]) > seq:
-            rows.append((ids, labels))
-            ids, labels = [], []
-        ids = ids + example["ids"]
-        labels = labels + [-100] + example["labels"][1:]
-    if ids:
-        rows.append((ids, labels))
-    return rows
-
-
 def run_retort(retort: Path, recipe: Path, out: Path, args) -> dict:
     subprocess.run([str(retort), "run", str(recipe)], check=True, capture_output=True, text=True,
                    env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
@@ -128,33 +114,16 @@ def hf_worker(spec_path: str) -> None:
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
-    rows = spec["rows"]  # [(ids, labels)], each at most seq long
-    batch, steps, warmup = spec["batch"], spec["steps"], spec["warmup"]
-    tokens, seconds, losses = 0, 0.0, []
-    for step in range(warmup + steps):
-        chosen = [rows[(step * batch + k) % len(rows)] for k in range(batch)]
-        width = max(len(ids) for ids, _ in chosen)
-        ids = torch.zeros((batch, width), dtype=torch.long)
-        labels = torch.full((batch, width), -100, dtype=torch.long)
-        mask = torch.zeros((batch, width), dtype=torch.long)
-        for k, (row_ids, row_labels) in enumerate(chosen):
-            ids[k, :len(row_ids)] = torch.tensor(row_ids)
-            labels[k, :len(row_ids)] = torch.tensor(row_labels)
-            mask[k, :len(row_ids)] = 1
-        start = time.perf_counter()
+
+    def train_step(ids, labels, mask):
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        elapsed = time.perf_counter() - start
-        losses.append(loss.item())
-        if step >= warmup:
-            tokens += int(mask.sum())
-            seconds += elapsed
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"tokens_per_s": tokens / seconds, "peak_rss_mb": peak, "loss_first": losses[0],
-                      "loss_last": losses[-1]}))
+        return loss.item()
+
+    print(json.dumps(timed_loop(train_step, spec["rows"], spec["batch"], spec["steps"], spec["warmup"])))
 
 
 def main():

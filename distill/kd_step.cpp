@@ -48,14 +48,14 @@ KdStep::KdStep(CausalLM& student, std::shared_ptr<const TeacherCache> cache, con
 StepResult KdStep::forward(const Batch& batch) {
   const ForwardOptions options = batch_forward_options(batch);
   const at::Tensor hidden = student_.forward_hidden(batch.input_ids, options);  // [B, T, H]
-  const TokenLoss ce = causal_lm_loss(hidden, student_.output_weight(), batch.labels, options_.chunk_tokens);
   const at::Tensor targets = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).reshape({-1}).to(hidden.device());
-  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
-  const at::Tensor student_weight = student_.output_weight().narrow(0, 0, options_.shared_vocab);
+  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);  // [N] rows of [B * (T - 1)]
   TeacherChunkSource teacher;
   at::Tensor teacher_rows, teacher_weight;  // online: [N, H_teacher], [V, H_teacher]
   TopkBlock cached;                         // offline: [N, k] targets
-  if (teacher_ != nullptr) {
+  if (options_.alpha == 0) {
+    // Cross-entropy alone: the teacher is not needed.
+  } else if (teacher_ != nullptr) {
     at::NoGradGuard no_grad;
     teacher_weight = teacher_->output_weight().narrow(0, 0, options_.shared_vocab);
     // A teacher spread over devices ends where its output weight is (the embedding's device when tied).
@@ -83,8 +83,10 @@ StepResult KdStep::forward(const Batch& batch) {
       return chunk;
     };
   }
-  const TokenLoss kd = kd_loss(counted_rows(hidden, counted), student_weight, teacher, options_.kd, options_.chunk_tokens);
-  return {options_.alpha * kd.sum + (1 - options_.alpha) * ce.sum, ce.tokens};
+  const TokenLoss loss = distillation_loss(counted_rows(hidden, counted), student_.output_weight(),
+                                           targets.index_select(0, counted), teacher, options_.kd, options_.alpha,
+                                           options_.shared_vocab, options_.chunk_tokens);
+  return {loss.sum, loss.tokens};
 }
 
 void KdStep::set_training(bool training) { set_lora_training(student_, training); }

@@ -117,4 +117,35 @@ TokenLoss kd_loss(const at::Tensor& inputs, const at::Tensor& weight, const Teac
   return loss;
 }
 
+TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, const at::Tensor& targets,
+                            const TeacherChunkSource& teacher, const KdOptions& options, double alpha,
+                            int64_t shared_vocab, int64_t chunk_tokens) {
+  check(options);
+  TokenLoss loss;
+  loss.tokens = inputs.size(0);
+  loss.sum = chunked_linear_loss(
+      inputs, weight,
+      [&](const at::Tensor& logits, int64_t start) {
+        const int64_t rows = logits.size(0);
+        at::Tensor total = at::zeros({}, logits.options().dtype(at::kFloat));
+        if (alpha > 0) {
+          const TeacherChunk chunk = teacher(start, rows);
+          const at::Tensor shared = logits.narrow(1, 0, shared_vocab);
+          const at::Tensor kd = chunk.logits.defined()
+                                    ? token_divergence(shared, chunk.logits, options)
+                                    : token_divergence_topk(shared, chunk.topk_ids, chunk.topk_log_probs, options,
+                                                            chunk.rest_log_mass);
+          total = total + alpha * kd.sum();
+        }
+        if (alpha < 1) {
+          const at::Tensor ce = at::cross_entropy_loss(logits.to(at::kFloat), targets.narrow(0, start, rows), {},
+                                                       at::Reduction::Sum);
+          total = total + (1 - alpha) * ce;
+        }
+        return total;
+      },
+      chunk_tokens);
+  return loss;
+}
+
 }  // namespace retort

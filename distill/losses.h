@@ -74,4 +74,12 @@ using TeacherChunkSource = std::function<TeacherChunk(int64_t start, int64_t row
 TokenLoss kd_loss(const at::Tensor& inputs, const at::Tensor& weight, const TeacherChunkSource& teacher,
                   const KdOptions& options, int64_t chunk_tokens = 1024);
 
+// The distillation objective in one pass through the student's output projection:
+// alpha * (summed divergence) + (1 - alpha) * (summed cross-entropy with `targets` [N]) over N
+// counted tokens. The divergence compares the first `shared_vocab` logits (the rows both models'
+// tokenizer has); the cross-entropy uses all of the student's rows, as causal_lm_loss does.
+TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, const at::Tensor& targets,
+                            const TeacherChunkSource& teacher, const KdOptions& options, double alpha,
+                            int64_t shared_vocab, int64_t chunk_tokens = 1024);
+
 }  // namespace retort

@@ -43,41 +43,47 @@ TEST(DistillVocabulary, SameTokenizerPassesPaddedRowsAreSlicedOthersAreRefused) 
 }
 
 // The step's loss is alpha * sum of per-token divergences + (1 - alpha) * summed cross-entropy over
-// the trained tokens, computed here from the two models' full logits; only the student learns.
+// the trained tokens, computed here from the two models' full logits; only the student learns. With
+// padded embeddings (shared_vocab below the rows) the divergence sees the shared ids only and the
+// cross-entropy every row.
 TEST(DistillStep, LossIsAlphaKdPlusCrossEntropyOnTrainedTokensAndOnlyTheStudentLearns) {
   LoadedModel teacher = load_model((test::fixture_dir("models") / "llama_gqa").string());
   LoadedModel student = load_model((test::fixture_dir("models") / "qwen2_tied").string());
   const int64_t vocab = student.model->config().vocab_size;
-  KdStepOptions options;
-  options.kd.divergence = Divergence::kForwardKl;
-  options.kd.temperature = 2.0;
-  options.alpha = 0.7;
-  options.shared_vocab = vocab;
-  options.chunk_tokens = 5;
-  KdStep step(*student.model, *teacher.model, options);
-  at::manual_seed(0);
-  Batch batch;
-  batch.input_ids = at::randint(2, vocab - 1, {2, 11}, at::kLong);
-  batch.labels = batch.input_ids.clone();
-  batch.labels.index_put_({0, at::indexing::Slice(0, 4)}, kIgnoreIndex);  // a prompt that is not trained
-  const StepResult result = step.forward(batch);
-  result.loss_sum.backward();
+  for (const int64_t shared : {vocab, vocab - 6}) {
+    KdStepOptions options;
+    options.kd.divergence = Divergence::kForwardKl;
+    options.kd.temperature = 2.0;
+    options.alpha = 0.7;
+    options.shared_vocab = shared;
+    options.chunk_tokens = 5;
+    KdStep step(*student.model, *teacher.model, options);
+    at::manual_seed(0);
+    Batch batch;
+    batch.input_ids = at::randint(2, vocab - 1, {2, 11}, at::kLong);
+    batch.labels = batch.input_ids.clone();
+    batch.labels.index_put_({0, at::indexing::Slice(0, 4)}, kIgnoreIndex);  // a prompt that is not trained
+    for (auto& p : student.model->parameters()) p.mutable_grad() = at::Tensor();
+    const StepResult result = step.forward(batch);
+    result.loss_sum.backward();
 
-  at::NoGradGuard no_grad;
-  const at::Tensor student_logits = student.model->forward_logits(batch.input_ids).narrow(1, 0, 10).reshape({-1, vocab});
-  const at::Tensor teacher_logits = teacher.model->forward_logits(batch.input_ids).narrow(1, 0, 10).reshape({-1, vocab});
-  const at::Tensor targets = batch.labels.narrow(1, 1, 10).reshape({-1});
-  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
-  const at::Tensor kd = token_divergence(student_logits.index_select(0, counted), teacher_logits.index_select(0, counted),
-                                         options.kd).sum();
-  const at::Tensor ce = at::cross_entropy_loss(student_logits.index_select(0, counted), targets.index_select(0, counted),
-                                               {}, at::Reduction::Sum);
-  EXPECT_EQ(result.tokens, counted.size(0));
-  EXPECT_NEAR(result.loss_sum.item<double>(), (0.7 * kd + 0.3 * ce).item<double>(), 1e-3);
-  for (const auto& [name, tensor] : step.named_trainable_parameters()) {
-    ASSERT_TRUE(tensor.grad().defined()) << name;
+    at::NoGradGuard no_grad;
+    const at::Tensor student_logits = student.model->forward_logits(batch.input_ids).narrow(1, 0, 10).reshape({-1, vocab});
+    const at::Tensor teacher_logits = teacher.model->forward_logits(batch.input_ids).narrow(1, 0, 10).reshape({-1, vocab});
+    const at::Tensor targets = batch.labels.narrow(1, 1, 10).reshape({-1});
+    const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
+    const at::Tensor kd = token_divergence(student_logits.index_select(0, counted).narrow(1, 0, shared),
+                                           teacher_logits.index_select(0, counted).narrow(1, 0, shared), options.kd)
+                              .sum();
+    const at::Tensor ce = at::cross_entropy_loss(student_logits.index_select(0, counted), targets.index_select(0, counted),
+                                                 {}, at::Reduction::Sum);
+    EXPECT_EQ(result.tokens, counted.size(0));
+    EXPECT_NEAR(result.loss_sum.item<double>(), (0.7 * kd + 0.3 * ce).item<double>(), 1e-3) << "shared " << shared;
+    for (const auto& [name, tensor] : step.named_trainable_parameters()) {
+      ASSERT_TRUE(tensor.grad().defined()) << name;
+    }
+    for (const auto& p : teacher.model->parameters()) EXPECT_FALSE(p.grad().defined());
   }
-  for (const auto& p : teacher.model->parameters()) EXPECT_FALSE(p.grad().defined());
 }
 
 }  // namespace

@@ -31,7 +31,8 @@ CPP_TEMPLATES = {"mistral_v1": "mistralai/Mistral-7B-Instruct-v0.2 (mistralai 'v
                  "llama3": "Llama-3", "chatml": "teknium/OpenHermes-2.5-Mistral-7B",
                  "llama2_vigogne": "bofenghuang/vigogne-2-70b-chat", "gemma_7b": "google/gemma-7b-it"}
 # The official meta-llama/Llama-2-7b-chat-hf tokenizer_config.json chat_template (the sdist has
-# only variants of it).
+# only variants of it); checked character for character against public copies of the
+# meta-llama/Llama-2-13b-chat-hf template, which is the same.
 LLAMA2_TEMPLATE = ("{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}")
 PINNED_DATE = "07 Mar 2025"
 
