@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
 from fetch_smollm2 import cached_gguf  # noqa: E402
-from hf_loop import pack_rows, timed_loop  # noqa: E402
+from hf_loop import pack_rows, timed_loop, update  # noqa: E402
 
 
 def recipe_text(student: str, teacher: str, data: Path, out: Path, args, cache: str = "") -> str:
@@ -104,11 +104,7 @@ def hf_worker(spec_path: str) -> None:
         ce = F.cross_entropy(s, targets[trained])
         kd = F.kl_div(F.log_softmax(s, -1), F.log_softmax(t, -1), log_target=True, reduction="batchmean")
         loss = 0.5 * kd + 0.5 * ce
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return update(loss, params, optimizer)
 
     print(json.dumps(timed_loop(train_step, spec["rows"], spec["batch"], spec["steps"], spec["warmup"])))
 

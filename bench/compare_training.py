@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
 from fetch_smollm2 import cached_gguf  # noqa: E402
-from hf_loop import pack_rows, timed_loop  # noqa: E402
+from hf_loop import pack_rows, timed_loop, update  # noqa: E402
 
 
 def write_text_data(path: Path) -> None:
@@ -117,11 +117,7 @@ def hf_worker(spec_path: str) -> None:
 
     def train_step(ids, labels, mask):
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.item()
+        return update(loss, params, optimizer)
 
     print(json.dumps(timed_loop(train_step, spec["rows"], spec["batch"], spec["steps"], spec["warmup"])))
 

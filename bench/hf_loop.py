@@ -17,6 +17,16 @@ def pack_rows(examples, seq):
     return rows
 
 
+def update(loss, params, optimizer):
+    """Backward, clipping at 1.0, an AdamW step; returns the loss as a float."""
+    import torch
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
 def timed_loop(train_step, rows, batch, steps, warmup):
     """Runs `train_step(ids, labels, mask) -> loss` (forward, backward and update) on `batch` rows a
     step, cycling through `rows`; times the steps after `warmup`. Returns the figures as a dict."""

@@ -103,18 +103,7 @@ at::Tensor token_divergence_topk(const at::Tensor& student_logits, const at::Ten
 
 TokenLoss kd_loss(const at::Tensor& inputs, const at::Tensor& weight, const TeacherChunkSource& teacher,
                   const KdOptions& options, int64_t chunk_tokens) {
-  check(options);
-  TokenLoss loss;
-  loss.tokens = inputs.size(0);
-  loss.sum = chunked_linear_loss(
-      inputs, weight,
-      [&](const at::Tensor& logits, int64_t start) {
-        const TeacherChunk chunk = teacher(start, logits.size(0));
-        if (chunk.logits.defined()) return token_divergence(logits, chunk.logits, options).sum();
-        return token_divergence_topk(logits, chunk.topk_ids, chunk.topk_log_probs, options, chunk.rest_log_mass).sum();
-      },
-      chunk_tokens);
-  return loss;
+  return distillation_loss(inputs, weight, at::Tensor(), teacher, options, 1.0, weight.size(0), chunk_tokens);
 }
 
 TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, const at::Tensor& targets,
@@ -131,7 +120,7 @@ TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, 
         if (alpha > 0) {
           const TeacherChunk chunk = teacher(start, rows);
           const at::Tensor shared = logits.narrow(1, 0, shared_vocab);
-          const at::Tensor kd = chunk.logits.defined()
+          const at::Tensor kd = chunk.logits.defined()   // dense (online) or top-k (cache)
                                     ? token_divergence(shared, chunk.logits, options)
                                     : token_divergence_topk(shared, chunk.topk_ids, chunk.topk_log_probs, options,
                                                             chunk.rest_log_mass);

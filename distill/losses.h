@@ -71,6 +71,7 @@ using TeacherChunkSource = std::function<TeacherChunk(int64_t start, int64_t row
 // Summed divergence over N counted tokens: the student's hidden states `inputs` [N, H] go through
 // its output projection `weight` [V, H] `chunk_tokens` rows at a time, and each chunk meets the
 // teacher's chunk from `teacher` (dense or sparse). Gradients flow to inputs and weight.
+// (distillation_loss with alpha 1.)
 TokenLoss kd_loss(const at::Tensor& inputs, const at::Tensor& weight, const TeacherChunkSource& teacher,
                   const KdOptions& options, int64_t chunk_tokens = 1024);
 
