@@ -211,6 +211,10 @@ TEST(DistillCache, ResumesToIdenticalShardsAndRefusesAnotherDatasetOrTokenizer) 
       {"run", w.recipe.string(), use, out, "tokenizer.path=" + (test::fixture_dir("export") / "qwen2").string()});
   EXPECT_EQ(other_tokenizer.exit_code, 2) << other_tokenizer.err;
   EXPECT_NE(other_tokenizer.err.find("another tokenizer"), std::string::npos) << other_tokenizer.err;
+  // No cache there (never made, or cache-teacher has not finished): refused, saying what to run.
+  auto missing = test::run_retort({"run", w.recipe.string(), "distill.teacher_cache=" + (w.dir.path() / "nothing").string(), out});
+  EXPECT_EQ(missing.exit_code, 2) << missing.err;
+  EXPECT_NE(missing.err.find("retort cache-teacher"), std::string::npos) << missing.err;
   // Writing into a directory that holds a cache of another dataset is refused too.
   auto overwrite = test::run_retort({"cache-teacher", w.recipe.string(), "distill.teacher_cache=" + cache.string(),
                                      "distill.cache_shard_sequences=5", "data.validation_fraction=0.5"});
