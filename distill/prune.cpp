@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
+#include <numeric>
 #include <sstream>
 
 #include "io/error.h"
@@ -52,6 +54,43 @@ std::vector<int64_t> parse_layer_list(const std::string& spec, int64_t layers) {
   }
   if (kept.empty()) throw bad_input("no layers to keep").key("keep-layers");
   return kept;
+}
+
+std::vector<double> layer_importance(CausalLM& model, const std::vector<std::vector<int64_t>>& calibration) {
+  if (calibration.empty()) throw bad_input("layer importance needs calibration text").key("calibration");
+  const int64_t layers = model.config().num_hidden_layers;
+  std::vector<double> sums(static_cast<size_t>(layers), 0.0);
+  int64_t tokens = 0;
+  c10::NoGradGuard no_grad;
+  for (const auto& ids : calibration) {
+    std::vector<at::Tensor> states;
+    ForwardOptions options;
+    options.layer_states = &states;
+    model.forward_hidden(at::tensor(ids, at::kLong).unsqueeze(0).to(model.device()), options);
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      const at::Tensor in = states[static_cast<size_t>(layer)].to(at::kFloat).reshape({-1, states[0].size(-1)});
+      const at::Tensor out = states[static_cast<size_t>(layer) + 1].to(at::kFloat).reshape({-1, states[0].size(-1)});
+      sums[static_cast<size_t>(layer)] += (1 - at::cosine_similarity(in, out, 1)).sum().item<double>();
+    }
+    tokens += static_cast<int64_t>(ids.size());
+  }
+  for (double& sum : sums) sum /= static_cast<double>(tokens);
+  return sums;
+}
+
+std::vector<int64_t> most_important_layers(const std::vector<double>& importance, int64_t depth) {
+  const int64_t layers = static_cast<int64_t>(importance.size());
+  if (depth <= 0 || depth > layers) {
+    throw bad_input("--depth must be between 1 and the model's " + std::to_string(layers) + " layers").key("depth");
+  }
+  std::vector<int64_t> order(static_cast<size_t>(layers));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return importance[static_cast<size_t>(a)] > importance[static_cast<size_t>(b)];
+  });
+  order.resize(static_cast<size_t>(depth));
+  std::sort(order.begin(), order.end());
+  return order;
 }
 
 std::vector<at::Tensor> mlp_neuron_importance(CausalLM& model, const std::vector<std::vector<int64_t>>& calibration) {

@@ -23,6 +23,14 @@ struct PruneOptions {
 // "0-5,9,11" -> {0, 1, 2, 3, 4, 5, 9, 11}; bad_input for indices outside [0, layers), repeats or disorder.
 std::vector<int64_t> parse_layer_list(const std::string& spec, int64_t layers);
 
+// Block importance of every decoder layer (ShortGPT, Men et al. 2024): 1 - cos(input, output) of
+// its residual stream, averaged over the calibration tokens. A layer that barely turns the stream
+// matters least.
+std::vector<double> layer_importance(CausalLM& model, const std::vector<std::vector<int64_t>>& calibration);
+
+// The `depth` layers of highest importance, in model order.
+std::vector<int64_t> most_important_layers(const std::vector<double>& importance, int64_t depth);
+
 // Per source layer, the importance of each MLP neuron [intermediate] over the calibration sequences.
 std::vector<at::Tensor> mlp_neuron_importance(CausalLM& model, const std::vector<std::vector<int64_t>>& calibration);
 

@@ -27,6 +27,9 @@ struct ForwardOptions {
   // (block-diagonal causal attention); optional, not with a cache.
   at::Tensor segment_ids;
   KVCache* cache = nullptr;   // read and extended when given
+  // When given, receives the residual stream entering each decoder layer and leaving the last one
+  // (num_layers + 1 tensors [B, T, H], before the final norm): for layer-importance measures.
+  std::vector<at::Tensor>* layer_states = nullptr;
 };
 
 class CausalLM : public torch::nn::Module {

@@ -272,6 +272,7 @@ at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const F
   std::optional<at::Tensor> mask = build_mask(config_, batch, steps, past, local, device, causal);
   const bool checkpoint = activation_checkpointing_ && at::GradMode::is_enabled() && !options.cache;
   if (checkpoint && !checkpoint_anchor_.defined()) checkpoint_anchor_ = at::zeros({1}).requires_grad_(true);
+  if (options.layer_states) options.layer_states->push_back(h);
   for (size_t i = 0; i < model->layer_list.size(); ++i) {
     auto& layer = model->layer_list[i];
     if (!layer_devices_.empty() && layer_devices_[i] != h.device()) {  // a pipeline boundary
@@ -284,6 +285,7 @@ at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const F
     h = checkpoint ? CheckpointedLayer::apply(h, checkpoint_anchor_, cos, sin, &mask, layer.get(),
                                               causal, static_cast<int64_t>(i))
                    : layer->forward(h, cos, sin, mask, causal, options.cache, static_cast<int64_t>(i));
+    if (options.layer_states) options.layer_states->push_back(h);
   }
   if (options.cache) options.cache->length += steps;
   return model->norm->forward(h);

@@ -196,8 +196,9 @@ test::CommandResult python(const std::string& script, const std::vector<std::str
 }
 
 // `retort prune` against transformers: a 4-layer teacher with layers 1 and 2 removed (depth), then
-// also each MLP cut from 96 to 40 neurons by calibration activations (width); the checkpoint loads
-// in transformers and gives, as Retort does, the logits of the teacher pruned there.
+// also each MLP cut from 96 to 40 neurons by calibration activations (width), then the 2 layers of
+// highest block importance kept (--depth); the checkpoint loads in transformers and gives, as Retort
+// does, the logits of the teacher pruned there (layers and neurons chosen there by the same measures).
 TEST(DistillPrune, PrunedStudentEqualsTheTeacherWithThoseLayersAndNeuronsRemoved) {
   test::TempDir dir;
   const fs::path teacher = dir.path() / "teacher";
@@ -209,33 +210,39 @@ TEST(DistillPrune, PrunedStudentEqualsTheTeacherWithThoseLayersAndNeuronsRemoved
                 << "{\"ids\": [128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13]}\n";
   }
   const std::vector<int64_t> input_ids = {128000, 9906, 1917, 11, 1618, 374, 264, 1296, 315, 86292, 13};
-  for (const auto& [name, width] : {std::pair{"depth", 0}, std::pair{"depth_width", 40}}) {
-    const fs::path out = dir.path() / name;
-    std::vector<std::string> args = {"prune", "--model", teacher.string(), "--keep-layers", "0,3", "--out", out.string()};
-    if (width > 0) {
-      args.insert(args.end(), {"--mlp-width", std::to_string(width), "--calibration",
-                               (dir.path() / "calibration.jsonl").string()});
-    }
+  // The same calibration ids Retort reads: the text line through the teacher's tokenizer (with BOS).
+  const auto tokenizer = load_tokenizer(teacher.string());
+  std::vector<int64_t> text_ids;
+  for (TokenId id : tokenizer->encode("The lighthouse keeper counts the ships at dusk.", true)) text_ids.push_back(id);
+  const nlohmann::json calibration = {text_ids, {128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13}};
+  struct Case {
+    std::string name;
+    std::vector<std::string> args;  // after --model
+    nlohmann::json expected;        // keep / depth / width for the checker
+  };
+  const std::string calibration_file = (dir.path() / "calibration.jsonl").string();
+  for (const Case& c : {Case{"depth", {"--keep-layers", "0,3"}, {{"keep", {0, 3}}, {"width", 0}}},
+                        Case{"depth_width", {"--keep-layers", "0,3", "--mlp-width", "40", "--calibration", calibration_file},
+                             {{"keep", {0, 3}}, {"width", 40}}},
+                        Case{"importance", {"--depth", "2", "--calibration", calibration_file}, {{"depth", 2}, {"width", 0}}}}) {
+    const fs::path out = dir.path() / c.name;
+    std::vector<std::string> args = {"prune", "--model", teacher.string()};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    args.insert(args.end(), {"--out", out.string()});
     auto pruned = test::run_retort(args);
     ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
     std::string ids;
     for (int64_t id : input_ids) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    const std::string logits_file = (dir.path() / (c.name + ".safetensors")).string();
     auto logits = test::run_retort({"logits", "--model", out.string(), "--prompt-ids", ids, "--all-positions", "--out",
-                                    (dir.path() / (std::string(name) + ".safetensors")).string()});
+                                    logits_file});
     ASSERT_EQ(logits.exit_code, 0) << logits.err;
-    nlohmann::json check = {{"teacher", teacher.string()}, {"pruned", out.string()}, {"keep", {0, 3}},
-                            {"width", width}, {"input_ids", input_ids},
-                            {"retort_logits", (dir.path() / (std::string(name) + ".safetensors")).string()}};
-    if (width > 0) {
-      // The same calibration ids Retort read: the text line through the teacher's tokenizer (with BOS).
-      const auto tokenizer = load_tokenizer(teacher.string());
-      std::vector<int64_t> text_ids;
-      for (TokenId id : tokenizer->encode("The lighthouse keeper counts the ships at dusk.", true)) text_ids.push_back(id);
-      check["calibration"] = {text_ids, {128000, 791, 4062, 14198, 39935, 35308, 927, 279, 16053, 5679, 13}};
-    }
+    nlohmann::json check = c.expected;
+    check.update({{"teacher", teacher.string()}, {"pruned", out.string()}, {"input_ids", input_ids},
+                  {"retort_logits", logits_file}, {"calibration", calibration}});
     write_file_atomic((dir.path() / "case.json").string(), check.dump());
     auto result = python("check_prune.py", {"check", (dir.path() / "case.json").string()});
-    EXPECT_EQ(result.exit_code, 0) << name << "\n" << result.out << result.err;
+    EXPECT_EQ(result.exit_code, 0) << c.name << "\n" << pruned.err << result.out << result.err;
   }
   // Bad layer lists are refused by name.
   auto bad = test::run_retort({"prune", "--model", teacher.string(), "--keep-layers", "0,7", "--out",

@@ -1,7 +1,9 @@
 """Oracle for `retort prune`, with transformers.
   check_prune.py make DIR TOKENIZER_DIR   a 4-layer tiny Llama (random, seed 0) with TOKENIZER_DIR's tokenizer
   check_prune.py check CASE.json          compares a pruned checkpoint with the teacher pruned here:
-CASE: "teacher", "pruned" (directories), "keep" (layer indices), "width" (0: unchanged),
+CASE: "teacher", "pruned" (directories), "keep" (layer indices) or "depth" (keep that many layers of
+highest block importance, 1 - cos(input, output) of each layer's residual stream averaged over the
+calibration tokens, computed here with forward hooks), "width" (0: unchanged),
 "calibration" (lists of ids, for width), "input_ids", "retort_logits" (safetensors with Retort's
 logits of the pruned checkpoint, tensor "logits" [T, V]). The reference: the teacher's decoder
 layers outside "keep" deleted and, for width, each kept MLP cut to the neurons with the largest mean
@@ -69,9 +71,35 @@ def reference(teacher, keep, width, calibration):
     return model
 
 
+def layers_by_importance(teacher, calibration, depth):
+    layers = teacher.model.layers
+    sums, tokens = [0.0] * len(layers), 0
+    hooks = []
+    for i, layer in enumerate(layers):
+        def record(module, args, kwargs, output, i=i):
+            x = args[0] if args else kwargs["hidden_states"]
+            y = output[0] if isinstance(output, tuple) else output
+            x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+            sums[i] += (1 - torch.nn.functional.cosine_similarity(x, y, dim=1)).sum().item()
+        hooks.append(layer.register_forward_hook(record, with_kwargs=True))
+    with torch.no_grad():
+        for ids in calibration:
+            teacher(torch.tensor([ids]))
+            tokens += len(ids)
+    for h in hooks:
+        h.remove()
+    importance = [s / tokens for s in sums]
+    print("block importance:", " ".join(f"{i}:{v:.5f}" for i, v in enumerate(importance)))
+    order = sorted(range(len(layers)), key=lambda i: -importance[i])[:depth]
+    return sorted(order)
+
+
 def check(case_path: str) -> int:
     case = json.loads(Path(case_path).read_text())
     teacher = AutoModelForCausalLM.from_pretrained(case["teacher"], dtype=torch.float32).eval()
+    if "depth" in case:
+        case["keep"] = layers_by_importance(teacher, case["calibration"], case["depth"])
+        print("layers kept by importance:", case["keep"])
     expected_model = reference(teacher, case["keep"], case["width"], case.get("calibration", []))
     pruned = AutoModelForCausalLM.from_pretrained(case["pruned"], dtype=torch.float32).eval()
     ids = torch.tensor([case["input_ids"]])
