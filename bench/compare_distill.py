@@ -10,6 +10,9 @@ packed into rows of --seq tokens. Tokens/s counts every input token of the steps
 memory is the process's maximum resident set.
 
   .venv/bin/python bench/compare_distill.py --threads 2 --steps 6 --warmup 2 --batch 4 --seq 256
+On a GPU: --device cuda (both sides on cuda:0, float32; peak memory is then also the CUDA caching
+allocator's peak reservation, torch.cuda.max_memory_reserved on the transformers side) and
+--peak-tflops P for MFU: tokens/s x (6 x student parameters + 2 x teacher parameters, online) / P.
 Results: printed and written to bench/results/distill.json."""
 import argparse
 import json
@@ -30,6 +33,7 @@ from hf_loop import pack_rows, timed_loop, update  # noqa: E402
 def recipe_text(student: str, teacher: str, data: Path, out: Path, args, cache: str = "") -> str:
     return f"""model:
   path: {student}
+  device: {args.device}
 data:
   train: {data}
   format: chat
@@ -74,8 +78,11 @@ def training_figures(out: Path, args, peak: float) -> dict:
     measured = lines[args.warmup:]
     tokens = sum(line["input_tokens"] for line in measured)
     seconds = sum(line["seconds"] for line in measured)
-    return {"tokens_per_s": tokens / seconds, "peak_rss_mb": peak, "loss_first": lines[0]["loss"],
-            "loss_last": lines[-1]["loss"]}
+    figures = {"tokens_per_s": tokens / seconds, "peak_rss_mb": peak, "loss_first": lines[0]["loss"],
+               "loss_last": lines[-1]["loss"]}
+    if "peak_gpu_mb" in lines[-1]:
+        figures["peak_gpu_mb"] = lines[-1]["peak_gpu_mb"]
+    return figures
 
 
 def hf_worker(spec_path: str) -> None:
@@ -86,15 +93,18 @@ def hf_worker(spec_path: str) -> None:
     from transformers import AutoModelForCausalLM
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
+    device = spec["device"]
     teacher_path = Path(spec["teacher"])
     teacher = AutoModelForCausalLM.from_pretrained(str(teacher_path.parent), gguf_file=teacher_path.name,
-                                                   dtype=torch.float32, attn_implementation="sdpa").eval()
-    student = AutoModelForCausalLM.from_pretrained(spec["student"], dtype=torch.float32, attn_implementation="sdpa")
+                                                   dtype=torch.float32, attn_implementation="sdpa").eval().to(device)
+    student = AutoModelForCausalLM.from_pretrained(spec["student"], dtype=torch.float32,
+                                                   attn_implementation="sdpa").to(device)
     student.train()
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
 
     def train_step(ids, labels, mask):
+        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
         with torch.no_grad():
             teacher_logits = teacher(input_ids=ids, attention_mask=mask).logits[:, :-1]
         student_logits = student(input_ids=ids, attention_mask=mask).logits[:, :-1]
@@ -106,7 +116,12 @@ def hf_worker(spec_path: str) -> None:
         loss = 0.5 * kd + 0.5 * ce
         return update(loss, params, optimizer)
 
-    print(json.dumps(timed_loop(train_step, spec["rows"], spec["batch"], spec["steps"], spec["warmup"])))
+    figures = timed_loop(train_step, spec["rows"], spec["batch"], spec["steps"], spec["warmup"])
+    if device.startswith("cuda"):
+        figures["peak_gpu_mb"] = torch.cuda.max_memory_reserved() / 2**20
+    figures["student_parameters"] = sum(p.numel() for p in student.parameters())
+    figures["teacher_parameters"] = sum(p.numel() for p in teacher.parameters())
+    print(json.dumps(figures))
 
 
 def main():
@@ -120,6 +135,8 @@ def main():
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--examples", type=int, default=120, help="persona chats used (the cache covers them all)")
     parser.add_argument("--build", default=str(ROOT / "build"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--peak-tflops", type=float, default=0, help="the device's peak, for MFU (0: not reported)")
     args = parser.parse_args()
     retort = str(Path(args.build) / "bin" / "retort")
     teacher = str(cached_gguf())
@@ -142,6 +159,8 @@ def main():
         results["cache_teacher"] = {"trained_tokens_per_s": rate, "peak_rss_mb": peak,
                                     "bytes_per_token": manifest["bytes_per_token"], "tokens": manifest["tokens"],
                                     "top_k": manifest["top_k"]}
+        if gpu := re.search(r"teacher peak GPU memory: (\d+) MB", out):
+            results["cache_teacher"]["peak_gpu_mb"] = float(gpu.group(1))
         print(f"cache-teacher    {rate:8.1f} trained tok/s {peak:7.0f} MB  {manifest['bytes_per_token']:.1f} bytes/token",
               flush=True)
         _, _, peak = timed([retort, "run", str(recipe)], args.threads)
@@ -155,18 +174,24 @@ def main():
         rows = pack_rows([json.loads(line) for line in inspect.stdout.splitlines()], args.seq)
         spec = temp / "hf.json"
         spec.write_text(json.dumps({"teacher": teacher, "student": str(student), "rows": rows, "batch": args.batch,
-                                    "steps": args.steps, "warmup": args.warmup, "threads": args.threads}))
+                                    "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+                                    "device": args.device}))
         worker = subprocess.run([sys.executable, __file__, "--hf-worker", str(spec)], check=True, capture_output=True,
                                 text=True, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
         results["transformers_online"] = json.loads(worker.stdout.strip().splitlines()[-1])
     base = results["transformers_online"]
+    memory = "peak_gpu_mb" if args.device.startswith("cuda") else "peak_rss_mb"
     for key in ("retort_online", "retort_offline", "transformers_online"):
         r = results[key]
         r["speedup_vs_transformers"] = r["tokens_per_s"] / base["tokens_per_s"]
-        r["memory_vs_transformers"] = r["peak_rss_mb"] / base["peak_rss_mb"]
-        print(f"{key:20s} {r['tokens_per_s']:8.1f} tok/s {r['peak_rss_mb']:7.0f} MB  "
+        r["memory_vs_transformers"] = r[memory] / base[memory]
+        if args.peak_tflops > 0:  # matmul FLOPs per token: the student's forward and backward, the teacher's forward
+            flops = 6 * base["student_parameters"] + (0 if key == "retort_offline" else 2 * base["teacher_parameters"])
+            r["mfu"] = r["tokens_per_s"] * flops / (args.peak_tflops * 1e12)
+        print(f"{key:20s} {r['tokens_per_s']:8.1f} tok/s {r[memory]:7.0f} MB ({memory})  "
               f"speedup {r['speedup_vs_transformers']:.2f}x  memory {r['memory_vs_transformers']:.2f}x  "
-              f"loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}", flush=True)
+              f"loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}" + (f"  MFU {r['mfu']:.1%}" if "mfu" in r else ""),
+              flush=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "distill.json").write_text(json.dumps(results, indent=2))

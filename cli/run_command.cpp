@@ -120,6 +120,7 @@ int cache_teacher(const ParsedArgs& args) {
     std::printf("teacher: %.0f tokens/s over %.1f s\n", static_cast<double>(outcome.tokens_written) / outcome.seconds,
                 outcome.seconds);
   }
+  if (outcome.peak_gpu_mb) std::printf("teacher peak GPU memory: %.0f MB\n", *outcome.peak_gpu_mb);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "io/hash.h"
 #include "io/text.h"
 #include "models/loader.h"
+#include "train/device_info.h"
 #include "train/losses.h"
 
 namespace retort {
@@ -213,6 +214,11 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
   for (const CacheShardInfo& shard : shards) {
     outcome.tokens += shard.tokens;
     outcome.bytes += shard.bytes;
+  }
+  if (weight.device().is_cuda()) {
+    if (const auto peak = peak_gpu_memory_bytes(weight.device().has_index() ? weight.device().index() : 0)) {
+      outcome.peak_gpu_mb = static_cast<double>(*peak) / (1 << 20);
+    }
   }
   outcome.tokens_written = progress.tokens_done;
   outcome.seconds = progress.seconds;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "data/dataset.h"
@@ -42,6 +43,7 @@ struct CacheOutcome {
   int64_t shards_kept = 0;  // found finished from an earlier run
   int64_t tokens_written = 0;
   double seconds = 0;  // teacher time of this process
+  std::optional<double> peak_gpu_mb;  // the teacher's output device, when a GPU
 };
 
 CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,11 @@ struct DeviceReport {
 
 // Never throws and never prints: no GPU (or no driver) is an ordinary answer.
 DeviceReport query_devices();
+
+// The most memory the CUDA caching allocator has reserved on GPU `index` so far (what a peak-memory
+// figure on a GPU means here: torch.cuda.max_memory_reserved). nullopt without CUDA; call it only
+// after the process has used that GPU.
+std::optional<int64_t> peak_gpu_memory_bytes(int index);
 
 // One line for humans, e.g. "yes (1 GPU: NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB)".
 std::string describe_cuda(const DeviceReport& report);

@@ -18,4 +18,6 @@ DeviceReport query_devices() {
   return report;
 }
 
+std::optional<int64_t> peak_gpu_memory_bytes(int) { return std::nullopt; }  // no CUDA kernels built: not measured
+
 }  // namespace retort

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 
 #include "train/device_info.h"
 
@@ -25,6 +26,16 @@ DeviceReport query_devices() {
                                   static_cast<int64_t>(props.totalGlobalMem)});
   }
   return report;
+}
+
+std::optional<int64_t> peak_gpu_memory_bytes(int index) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || index < 0 || index >= count) {
+    cudaGetLastError();
+    return std::nullopt;
+  }
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  return stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
 }
 
 }  // namespace retort

@@ -13,6 +13,7 @@
 
 #include "io/error.h"
 #include "train/losses.h"
+#include "train/device_info.h"
 #include "train/tensorboard.h"
 
 namespace retort {
@@ -33,6 +34,8 @@ Trainer::Trainer(TrainingStep& step, BatchSource& data, TrainerOptions options)
   if (optimizer_.parameters().empty()) throw bad_input("nothing to train: no trainable parameters");
   if (options_.validation) validation_start_ = options_.validation->state();
   if (options_.dynamic_loss_scaling) loss_scale_ = options_.initial_loss_scale;
+  const at::Device device = optimizer_.parameters().front().device();
+  if (device.is_cuda()) gpu_ = device.has_index() ? device.index() : 0;
 }
 
 double Trainer::evaluate() {
@@ -62,13 +65,17 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
-void append_metrics(const std::string& directory, const StepMetrics& m) {
+// `gpu`: the CUDA device the step trains on, whose peak reserved memory is logged too.
+void append_metrics(const std::string& directory, const StepMetrics& m, std::optional<int> gpu) {
   if (directory.empty()) return;
   std::filesystem::create_directories(directory);
   std::ofstream out(std::filesystem::path(directory) / "metrics.jsonl", std::ios::app);
   nlohmann::json line = {{"step", m.step},     {"loss", m.loss},     {"lr", m.lr},
                          {"grad_norm", m.grad_norm}, {"tokens", m.tokens}, {"tokens_per_s", m.tokens / std::max(m.seconds, 1e-9)},
                          {"input_tokens", m.input_tokens}, {"seconds", m.seconds}, {"peak_rss_mb", peak_rss_mb()}};
+  if (gpu) {
+    if (const auto peak = peak_gpu_memory_bytes(*gpu)) line["peak_gpu_mb"] = static_cast<double>(*peak) / (1 << 20);
+  }
   if (m.loss_scale > 0) line["loss_scale"] = m.loss_scale;
   if (m.skipped) line["skipped"] = true;
   if (m.val_loss) {
@@ -152,7 +159,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
       metrics.val_loss = evaluate();
     }
     history.push_back(metrics);
-    append_metrics(checkpoint.directory, metrics);
+    append_metrics(checkpoint.directory, metrics, gpu_);
     if (tensorboard) {
       tensorboard->scalar("train/loss", metrics.loss, metrics.step);
       tensorboard->scalar("train/lr", metrics.lr, metrics.step);

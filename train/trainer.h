@@ -119,6 +119,7 @@ class Trainer {
   int64_t good_steps_ = 0;  // steps since the loss scale last changed
   std::string stop_reason_;
   std::string validation_start_;  // the validation source's state before its first batch
+  std::optional<int> gpu_;        // the CUDA device trained on, if any
 };
 
 // checkpoint-000012 directories in `directory`, oldest first.
