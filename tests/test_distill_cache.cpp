@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 #include "data/dataset.h"
 #include "distill/kd_step.h"
@@ -72,9 +73,10 @@ struct KdWorld {
   fs::path recipe;
 };
 
+// Made once per process and removed at exit (a static, so its TempDir's destructor runs).
 const KdWorld& kd_world() {
-  static KdWorld* world = [] {
-    auto* w = new KdWorld();
+  static const std::unique_ptr<KdWorld> world = [] {
+    auto w = std::make_unique<KdWorld>();
     w->base = (test::fixture_dir("export") / "llama3").string();
     {
       std::ofstream data(w->dir.path() / "chats.jsonl");
