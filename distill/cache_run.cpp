@@ -84,9 +84,7 @@ LoadedModel load_recipe_teacher(const Recipe& recipe) {
   options.devices.clear();
   for (const std::string& device : recipe.distill.teacher_devices) options.devices.push_back(parse_device(device));
   if (options.devices.empty()) options.devices.push_back(parse_device(recipe.model.device));
-  LoadedModel teacher = load_teacher(path, options);
-  for (auto& p : teacher.model->parameters()) p.set_requires_grad(false);
-  return teacher;
+  return load_teacher(path, options);  // frozen: load_teacher turns requires_grad off
 }
 
 CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) {
