@@ -16,6 +16,7 @@
 #include "cli/version.h"
 #include "io/error.h"
 #include "io/text.h"
+#include "models/gemm.h"
 #include "train/device_info.h"
 
 
@@ -70,7 +71,7 @@ const std::vector<CommandSpec>& command_table() {
 std::string version_text() {
   std::string text = "retort " RETORT_VERSION "\nLibTorch " TORCH_VERSION "\nCUDA usable: ";
   text += describe_cuda(query_devices());
-  text += '\n';
+  text += "\nCPU float32 matmul: " + cpu_gemm_name(cpu_gemm_backend()) + " (RETORT_CPU_GEMM=blas|onednn chooses)\n";
   return text;
 }
 

@@ -12,6 +12,7 @@
 #include "io/hash.h"
 #include "io/text.h"
 #include "models/loader.h"
+#include "models/gemm.h"
 #include "train/device_info.h"
 #include "train/losses.h"
 
@@ -37,7 +38,7 @@ TopkBlock teacher_targets(const at::Tensor& rows, const at::Tensor& weight, int6
   std::vector<at::Tensor> ids, log_probs, rest;
   for (int64_t start = 0; start < rows.size(0); start += chunk) {
     const int64_t n = std::min(chunk, rows.size(0) - start);
-    const at::Tensor log_p = at::log_softmax(at::linear(rows.narrow(0, start, n), weight).to(at::kFloat), -1);
+    const at::Tensor log_p = at::log_softmax(gemm_linear(rows.narrow(0, start, n), weight).to(at::kFloat), -1);
     const auto [values, indices] = log_p.topk(k, -1);
     const auto [sorted_ids, order] = indices.sort(-1);
     ids.push_back(sorted_ids.cpu());

@@ -5,6 +5,7 @@
 #include "distill/teacher_cache.h"
 #include "io/error.h"
 #include "lora/lora.h"
+#include "models/gemm.h"
 
 namespace retort {
 namespace {
@@ -64,7 +65,7 @@ StepResult KdStep::forward(const Batch& batch) {
     teacher = [&](int64_t start, int64_t rows) {
       at::NoGradGuard no_grad;
       TeacherChunk chunk;
-      chunk.logits = at::linear(teacher_rows.narrow(0, start, rows), teacher_weight).to(at::kFloat).to(hidden.device());
+      chunk.logits = gemm_linear(teacher_rows.narrow(0, start, rows), teacher_weight).to(at::kFloat).to(hidden.device());
       return chunk;
     };
   } else {

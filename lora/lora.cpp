@@ -10,6 +10,7 @@
 
 #include "io/atomic_file.h"
 #include "lora/dropout.h"
+#include "models/gemm.h"
 #include "io/error.h"
 #include "io/safetensors.h"
 #include "io/text.h"
@@ -45,22 +46,19 @@ at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base)
   const at::Tensor x = (training && spec.dropout > 0) ? lora_dropout(x_full, spec.dropout) : x_full;
   const double scaling = spec.scaling();
   if (!spec.use_dora) {
-    const at::Tensor down = at::linear(x, lora_a);  // [..., r]
-    if (mixed) return result + at::linear(down, lora_b * scaling).to(result.scalar_type());
+    const at::Tensor down = gemm_linear(x, lora_a);  // [..., r]
+    if (mixed) return result + gemm_linear(down, lora_b * scaling).to(result.scalar_type());
     // result + x A^T (s B)^T in one GEMM that accumulates into the base output; the scale is
     // applied to the small [out, r] matrix, not to an [N, out] activation.
-    const int64_t out_features = result.size(-1);
-    std::vector<int64_t> shape = result.sizes().vec();
-    return at::addmm(result.reshape({-1, out_features}), down.reshape({-1, down.size(-1)}), (lora_b * scaling).t())
-        .view(shape);
+    return gemm_linear_add(result, down, lora_b * scaling);
   }
-  const at::Tensor lora = at::linear(at::linear(x, lora_a), lora_b);
+  const at::Tensor lora = gemm_linear(gemm_linear(x, lora_a), lora_b);
   // DoRA: m / ||W + s B A|| rescales the whole direction; the norm is a constant for autograd.
   const at::Tensor weight = base.weight.to(lora_a.scalar_type());
   const at::Tensor delta = at::matmul(lora_b, lora_a) * scaling;
   const at::Tensor norm = dora_weight_norm(weight, delta).detach();
   const at::Tensor magnitude_scale = (magnitude / norm).view({1, -1});
-  const at::Tensor base_no_bias = at::linear(x, weight);
+  const at::Tensor base_no_bias = gemm_linear(x, weight);
   const at::Tensor update = (magnitude_scale - 1) * base_no_bias + magnitude_scale * lora * scaling;
   return result + (mixed ? update.to(result.scalar_type()) : update);
 }

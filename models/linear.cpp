@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include "models/gemm.h"
+
 namespace retort {
 
 Projection::Projection(int64_t in_features, int64_t out_features, bool bias)
@@ -13,10 +15,10 @@ Projection::Projection(int64_t in_features, int64_t out_features, bool bias)
 
 at::Tensor Projection::forward_base(const at::Tensor& input) const {
   const std::optional<at::Tensor> b = bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt;
-  if (!weight_scale.defined()) return at::linear(input, weight, b);
+  if (!weight_scale.defined()) return gemm_linear(input, weight, b);
   // One layer's weight is widened at a time; the product is exact in the integers' scale, then
   // each output channel takes its scale (cheaper than scaling the [out, in] weight).
-  at::Tensor out = at::linear(input, weight.to(input.scalar_type())).mul_(weight_scale);
+  at::Tensor out = gemm_linear(input, weight.to(input.scalar_type())).mul_(weight_scale);
   return b ? out.add_(*b) : out;
 }
 

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "io/error.h"
+#include "models/gemm.h"
 #include "models/registry.h"
 
 namespace retort {
@@ -298,7 +299,7 @@ at::Tensor LlamaForCausalLM::output_weight() const {
 at::Tensor LlamaForCausalLM::logits(const at::Tensor& hidden) {
   // A tied head lives with the embedding, on the first device of a model spread over several.
   return lm_head ? lm_head->forward(hidden)
-                 : at::linear(hidden.to(model->embed_tokens_weight.device()), model->embed_tokens_weight);
+                 : gemm_linear(hidden.to(model->embed_tokens_weight.device()), model->embed_tokens_weight);
 }
 
 KVCache LlamaForCausalLM::make_cache(int64_t batch, int64_t capacity) const {

@@ -154,8 +154,12 @@ TEST(Training, AccumulationOfFourSingleBatchesEqualsOneBatchOfFour) {
   const auto [four_micro, loss_b] = run(1, 4);
   EXPECT_NEAR(loss_a, loss_b, 1e-6);
   auto params_b = four_micro->named_parameters();
+  // AdamW's first step moves each weight by about lr * g / |g|: rounding in the tiniest gradients
+  // (a [4 x 12] batch and four [1 x 12] ones sum in different orders) shows up amplified, so the
+  // bound is 0.1% of the lr = 1e-2 step; a wrongly weighted row flips the sign of some
+  // gradients and moves those weights by whole steps.
   for (const auto& item : one_batch->named_parameters()) {
-    EXPECT_LE((item.value() - params_b[item.key()]).abs().max().item<double>(), 1e-6) << item.key();
+    EXPECT_LE((item.value() - params_b[item.key()]).abs().max().item<double>(), 1e-5) << item.key();
   }
 }
 

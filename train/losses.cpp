@@ -9,6 +9,8 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "models/gemm.h"
+
 namespace retort {
 namespace {
 
@@ -44,11 +46,15 @@ struct ChunkedLinearLoss : public torch::autograd::Function<ChunkedLinearLoss> {
     for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
       const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
       const at::Tensor x = inputs.narrow(0, start, rows);  // [n, H]
-      const at::Tensor logits = at::linear(x, weight).to(at::kFloat);  // [n, V] as the model computes it
+      const at::Tensor logits = gemm_linear(x, weight).to(at::kFloat);  // [n, V] as the model computes it
       at::Tensor grad_logits;
       total = total + (*chunk_loss)(logits, start, &grad_logits);
-      if (want_inputs) grad_inputs.narrow(0, start, rows).copy_(at::matmul(grad_logits, weight_f32));
-      if (want_weight) grad_weight.add_(at::matmul(grad_logits.t(), x.to(at::kFloat)));
+      if (want_inputs) {
+        const at::Tensor grad_rows = grad_inputs.narrow(0, start, rows);
+        if (grad_rows.scalar_type() == at::kFloat) matmul_into(grad_logits, weight_f32, grad_rows);
+        else grad_rows.copy_(at::matmul(grad_logits, weight_f32));
+      }
+      if (want_weight) matmul_into(grad_logits.t(), x.to(at::kFloat), grad_weight, /*accumulate=*/true);
     }
     ctx->saved_data["grad_inputs"] = grad_inputs;
     ctx->saved_data["grad_weight"] = want_weight ? grad_weight.to(weight.scalar_type()) : at::Tensor();
@@ -72,7 +78,7 @@ at::Tensor run_chunked(const at::Tensor& inputs, const at::Tensor& weight, const
   at::Tensor total = at::zeros({}, inputs.options().dtype(at::kFloat));
   for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
     const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
-    total = total + chunk_loss(at::linear(inputs.narrow(0, start, rows), weight).to(at::kFloat), start, nullptr);
+    total = total + chunk_loss(gemm_linear(inputs.narrow(0, start, rows), weight).to(at::kFloat), start, nullptr);
   }
   return total;
 }
