@@ -1,8 +1,11 @@
 // float32 CPU matrix products of a training step's shapes, LibTorch's at::mm (MKL in the wheel)
 // against oneDNN (models/gemm.h), each layout a linear layer's forward and backward use:
 //   retort_bench_gemm [--threads N] [--tokens M] [--hidden H] [--ffn F] [--vocab V] [--rank R]
+//                     [--only blas|onednn]   (one backend, for its peak RSS alone)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+
+#include <sys/resource.h>
 
 #include <chrono>
 #include <functional>
@@ -32,8 +35,13 @@ double seconds_per_call(const std::function<void()>& call) {
 int main(int argc, char** argv) {
   using namespace retort;
   int64_t threads = 2, tokens = 1024, hidden = 768, ffn = 2048, vocab = 49152, rank = 16;
+  std::string only;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--only") {
+      only = argv[i + 1];
+      continue;
+    }
     const int64_t value = std::stoll(argv[i + 1]);
     if (flag == "--threads") threads = value;
     else if (flag == "--tokens") tokens = value;
@@ -70,11 +78,14 @@ int main(int argc, char** argv) {
       const int64_t m = layout.a.size(0), k = layout.a.size(1), n = layout.b.size(1);
       at::Tensor out = at::empty({m, n});
       const double flops = 2.0 * static_cast<double>(m * k * n);
-      set_cpu_gemm_backend(CpuGemm::kBlas, 0);
-      const double blas = seconds_per_call([&] { matmul_into(layout.a, layout.b, out); });
+      auto time_backend = [&](CpuGemm backend) {
+        if (!only.empty() && only != cpu_gemm_name(backend)) return 1.0;
+        set_cpu_gemm_backend(backend, 0);
+        return seconds_per_call([&] { matmul_into(layout.a, layout.b, out); });
+      };
+      const double blas = time_backend(CpuGemm::kBlas);
       const at::Tensor reference = out.clone();
-      set_cpu_gemm_backend(CpuGemm::kOneDnn, 0);
-      const double onednn = seconds_per_call([&] { matmul_into(layout.a, layout.b, out); });
+      const double onednn = time_backend(CpuGemm::kOneDnn);
       const double error = (out - reference).abs().max().item<double>() / reference.abs().max().item<double>();
       blas_total += blas;
       onednn_total += onednn;
@@ -84,5 +95,8 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("all shapes: %.2fx\n", blas_total / onednn_total);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("peak RSS %.0f MB\n", static_cast<double>(usage.ru_maxrss) / 1024.0);
   return 0;
 }

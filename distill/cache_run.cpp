@@ -177,18 +177,33 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
         const at::Tensor hidden = teacher.model->forward_hidden(batch->input_ids, batch_forward_options(*batch))
                                       .to(weight.device());  // [B, T, H]
         const int64_t width = batch->labels.size(1);
+        // Every sequence's counted positions in the batch, flattened: the output projection then
+        // runs over all of them in equal chunks (one product shape, not one per sequence length).
+        std::vector<at::Tensor> positions;
+        std::vector<int64_t> counts;
         for (int64_t row = 0; row < hidden.size(0); ++row) {
           // Position t predicts label t + 1; it belongs to the sequence of token t + 1.
           const at::Tensor next_labels = batch->labels[row].narrow(0, 1, width - 1);
           const at::Tensor next_segments = batch->segment_ids[row].narrow(0, 1, width - 1);
           const auto& ids = batch->sequence_ids[static_cast<size_t>(row)];
           for (size_t j = 0; j < ids.size(); ++j) {
-            if (ids[j] != first + static_cast<int64_t>(encoded.size())) throw internal_error("cache sequences out of order");
-            const at::Tensor counted = ((next_labels != kIgnoreIndex) & (next_segments == static_cast<int64_t>(j)))
-                                           .nonzero()
-                                           .squeeze(1)
-                                           .to(hidden.device());
-            const TopkBlock block = teacher_targets(hidden[row].index_select(0, counted), weight, format.top_k, 1024);
+            const int64_t expected = first + static_cast<int64_t>(encoded.size() + counts.size());
+            if (ids[j] != expected) throw internal_error("cache sequences out of order");
+            const at::Tensor counted =
+                ((next_labels != kIgnoreIndex) & (next_segments == static_cast<int64_t>(j))).nonzero().squeeze(1);
+            positions.push_back(counted + row * hidden.size(1));
+            counts.push_back(counted.size(0));
+          }
+        }
+        if (!counts.empty()) {
+          const at::Tensor flat_positions = at::cat(positions).to(hidden.device());
+          const at::Tensor rows = hidden.reshape({-1, hidden.size(-1)}).index_select(0, flat_positions);
+          const TopkBlock all = teacher_targets(rows, weight, format.top_k, 1024);
+          int64_t offset = 0;
+          for (const int64_t n : counts) {
+            const TopkBlock block{all.ids.narrow(0, offset, n), all.log_probs.narrow(0, offset, n),
+                                  all.rest_log_mass.narrow(0, offset, n)};
+            offset += n;
             const std::string raw = encode_topk_block(block, format.encoding);
             encoded.push_back({zstd_compress(raw, format.zstd_level), static_cast<uint32_t>(raw.size()),
                                static_cast<uint32_t>(block.tokens())});

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <utility>
 
 #include "io/error.h"
 
@@ -31,6 +32,21 @@ void onednn_matmul(const at::Tensor& a, const at::Tensor& b, const at::Tensor& o
   onednn_calls.fetch_add(1, std::memory_order_relaxed);
   at::native::mkldnn_matmul(a, b, out, beta, 1.0f);
 }
+
+// oneDNN's primitive cache and ideep's (its C++ wrapper inside libtorch) each keep up to 1024
+// primitives by default, and a primitive holds 1-4 MB (JIT code, buffers): a run whose token counts
+// vary (padding to the longest row, the loss's last chunk, one teacher sequence at a time) made one
+// per count until memory grew by gigabytes. A training step uses fewer than 32 distinct products
+// (measured: 32 costs no speed, 16 costs 3%). Both read these once, at their first use; a user's
+// value wins.
+void bound_onednn_caches() {
+  setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32", /*overwrite=*/0);
+  setenv("LRU_CACHE_CAPACITY", "32", /*overwrite=*/0);
+}
+
+// At static initialisation: setenv is unsafe while other threads read the environment, and
+// before main() there are none.
+[[maybe_unused]] const bool onednn_caches_bounded = (bound_onednn_caches(), true);
 
 // oneDNN refuses float32 on processors without AVX-512 (mkldnn_matmul throws): try it once.
 bool onednn_usable() {
@@ -72,22 +88,32 @@ bool use_onednn(const at::Tensor& a, const at::Tensor& b) {
   return cpu_gemm_backend() == CpuGemm::kOneDnn;
 }
 
-// x [M, in] @ weight^T [in, out]; saves only what backward needs.
+// Both functions below save only what their backward needs: x for dW, the weight for dX.
+void save_linear_inputs(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
+  const bool want_x = x.requires_grad(), want_weight = weight.requires_grad();
+  ctx->saved_data["want_x"] = want_x;
+  ctx->saved_data["want_weight"] = want_weight;
+  ctx->save_for_backward({want_weight ? x : at::Tensor(), want_x ? weight : at::Tensor()});
+}
+
+// {dX = dY W, dW = dY^T X} for y = x @ weight^T, each undefined when not wanted.
+std::pair<at::Tensor, at::Tensor> linear_gradients(AutogradContext* ctx, const at::Tensor& grad_y) {
+  const variable_list saved = ctx->get_saved_variables();
+  at::Tensor grad_x, grad_weight;
+  if (ctx->saved_data["want_x"].toBool()) grad_x = matmul_2d(grad_y, saved[1]);
+  if (ctx->saved_data["want_weight"].toBool()) grad_weight = matmul_2d(grad_y.t(), saved[0]);
+  return {grad_x, grad_weight};
+}
+
+// x [M, in] @ weight^T [in, out].
 struct LinearFunction : public torch::autograd::Function<LinearFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
-    const bool want_x = x.requires_grad(), want_weight = weight.requires_grad();
-    ctx->saved_data["want_x"] = want_x;
-    ctx->saved_data["want_weight"] = want_weight;
-    ctx->save_for_backward({want_weight ? x : at::Tensor(), want_x ? weight : at::Tensor()});
+    save_linear_inputs(ctx, x, weight);
     return matmul_2d(x, weight.t());
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const variable_list saved = ctx->get_saved_variables();
-    const at::Tensor grad = grad_outputs[0].contiguous();  // [M, out]
-    at::Tensor grad_x, grad_weight;
-    if (ctx->saved_data["want_x"].toBool()) grad_x = matmul_2d(grad, saved[1]);
-    if (ctx->saved_data["want_weight"].toBool()) grad_weight = matmul_2d(grad.t(), saved[0]);
+    auto [grad_x, grad_weight] = linear_gradients(ctx, grad_outputs[0].contiguous());
     return {grad_x, grad_weight};
   }
 };
@@ -95,21 +121,15 @@ struct LinearFunction : public torch::autograd::Function<LinearFunction> {
 // base [M, out] + x [M, in] @ weight^T.
 struct LinearAddFunction : public torch::autograd::Function<LinearAddFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& base, const at::Tensor& x, const at::Tensor& weight) {
-    const bool want_x = x.requires_grad(), want_weight = weight.requires_grad();
-    ctx->saved_data["want_x"] = want_x;
-    ctx->saved_data["want_weight"] = want_weight;
-    ctx->save_for_backward({want_weight ? x : at::Tensor(), want_x ? weight : at::Tensor()});
+    save_linear_inputs(ctx, x, weight);
     at::Tensor out = base.clone(at::MemoryFormat::Contiguous);
     matmul_into(x, weight.t(), out, /*accumulate=*/true);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const variable_list saved = ctx->get_saved_variables();
     const at::Tensor grad = grad_outputs[0].contiguous();  // [M, out]
-    at::Tensor grad_x, grad_weight;
-    if (ctx->saved_data["want_x"].toBool()) grad_x = matmul_2d(grad, saved[1]);
-    if (ctx->saved_data["want_weight"].toBool()) grad_weight = matmul_2d(grad.t(), saved[0]);
+    auto [grad_x, grad_weight] = linear_gradients(ctx, grad);
     return {grad, grad_x, grad_weight};
   }
 };
@@ -144,6 +164,9 @@ bool cpu_onednn_available() {
 }
 
 void set_cpu_gemm_backend(CpuGemm backend, int64_t min_product) {
+  if (backend == CpuGemm::kOneDnn && !cpu_onednn_available()) {
+    throw bad_input("oneDNN's float32 matmul is not usable on this CPU (it needs AVX-512)");
+  }
   chosen_backend.store(static_cast<int>(backend));
   onednn_min_product.store(min_product);
 }
