@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include <fstream>
 #include <vector>
 
 #include "finetune/sft_step.h"
@@ -155,6 +156,29 @@ TEST(CpuGemm, TrainingStepLossAndGradientsAgreeAcrossBackends) {
       EXPECT_LT((onednn[i] - aten[i]).abs().max().item<double>() / scale, 1e-5) << "value " << i;
     }
   }
+}
+
+double resident_mb() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * 4096.0 / (1024.0 * 1024.0);
+}
+
+// Every distinct product shape costs oneDNN and ideep a cached primitive of 1-4 MB; with their
+// default capacity (1024 each) 200 token counts of one weight gradient grew memory by 680 MB.
+TEST(CpuGemm, ManyDistinctTokenCountsKeepMemoryBounded) {
+  if (!cpu_onednn_available()) GTEST_SKIP() << "oneDNN's float32 matmul needs AVX-512";
+  BackendScope scope(CpuGemm::kOneDnn);
+  auto weight_gradient = [](int64_t tokens) {
+    const at::Tensor grad_y = at::randn({tokens, 1536}), x = at::randn({tokens, 576});
+    return matmul_2d(grad_y.t(), x).sum().item<double>();  // [1536, 576], summed over `tokens`
+  };
+  weight_gradient(1000);
+  const double before = resident_mb();
+  for (int64_t tokens = 400; tokens < 1000; tokens += 3) weight_gradient(tokens);
+  // Measured: 150 MB with the bound (the 64 primitives kept), 680 MB without.
+  EXPECT_LT(resident_mb() - before, 300.0);
 }
 
 TEST(CpuGemm, OtherDtypesKeepATensPath) {
