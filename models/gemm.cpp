@@ -82,11 +82,14 @@ CpuGemm choose_backend() {
 }
 
 // The fast path applies to float32 CPU products big enough to amortise oneDNN's per-call cost.
-bool use_onednn(const at::Tensor& a, const at::Tensor& b) {
+// `product` = M * K * N of a product of `a` (any operand) by `b`.
+bool use_onednn(const at::Tensor& a, const at::Tensor& b, int64_t product) {
   if (!a.device().is_cpu() || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat) return false;
-  if (a.size(0) * a.size(1) * b.size(1) < onednn_min_product.load(std::memory_order_relaxed)) return false;
+  if (product < onednn_min_product.load(std::memory_order_relaxed)) return false;
   return cpu_gemm_backend() == CpuGemm::kOneDnn;
 }
+
+bool use_onednn(const at::Tensor& a, const at::Tensor& b) { return use_onednn(a, b, a.size(0) * a.size(1) * b.size(1)); }
 
 // Both functions below save only what their backward needs: x for dW, the weight for dX.
 void save_linear_inputs(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
@@ -137,9 +140,7 @@ struct LinearAddFunction : public torch::autograd::Function<LinearAddFunction> {
 // input [..., in] x weight [out, in]: M * K * N = input.numel() * out, the same for the forward
 // product and both backward ones.
 bool onednn_linear(const at::Tensor& input, const at::Tensor& weight) {
-  return input.device().is_cpu() && input.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-         input.dim() >= 1 && input.numel() * weight.size(0) >= onednn_min_product.load(std::memory_order_relaxed) &&
-         cpu_gemm_backend() == CpuGemm::kOneDnn;
+  return input.dim() >= 1 && use_onednn(input, weight, input.numel() * weight.size(0));
 }
 
 }  // namespace
