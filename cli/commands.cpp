@@ -69,8 +69,10 @@ const std::vector<CommandSpec>& command_table() {
 }
 
 std::string version_text() {
-  std::string text = "retort " RETORT_VERSION "\nLibTorch " TORCH_VERSION "\nCUDA usable: ";
-  text += describe_cuda(query_devices());
+  const DeviceReport devices = query_devices();
+  std::string text = "retort " RETORT_VERSION "\nLibTorch " TORCH_VERSION "\nBuild: " + describe_build(devices) +
+                     "\nCUDA usable: ";
+  text += describe_cuda(devices);
   text += "\nCPU float32 matmul: " + cpu_gemm_name(cpu_gemm_backend()) + " (RETORT_CPU_GEMM=blas|onednn chooses)\n";
   return text;
 }

@@ -1,11 +1,14 @@
-// `retort data inspect`: counts, token statistics, the share of tokens trained, and one example
-// rendered with trained tokens marked (green on a terminal, [[...]] otherwise); --json prints
-// every kept example's ids and labels, one JSON object a line.
+// `retort data inspect`: counts, token statistics, the share of tokens trained, the first example
+// whose messages hold control-token strings (marked), and one example rendered with trained
+// tokens marked (green on a terminal, [[...]] otherwise); --json prints every kept example's ids
+// and labels, one JSON object a line.
 #include "cli/data_command.h"
 
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 #include "data/dataset.h"
@@ -37,6 +40,40 @@ std::string render_marked(const Tokenizer& tokenizer, const data::TokenizedSeque
   return out;
 }
 
+// Up to `radius` bytes each side of [begin, end), widened to whole UTF-8 characters.
+std::pair<size_t, size_t> text_window(const std::string& text, size_t begin, size_t end, size_t radius) {
+  size_t from = begin > radius ? begin - radius : 0, to = std::min(text.size(), end + radius);
+  while (from > 0 && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) --from;
+  while (to < text.size() && (static_cast<unsigned char>(text[to]) & 0xC0) == 0x80) ++to;
+  return {from, to};
+}
+
+// The first example whose messages hold a control-token string, the strings marked (red on a
+// terminal, {!...!} otherwise) in the text around them.
+void show_control_strings(const data::DataPipeline& pipeline, const data::ExampleSource& source, int64_t index,
+                          const Tokenizer& tokenizer, bool colour) {
+  const data::Example example = pipeline.parse(source, index);
+  const chat::RenderedChat chat = pipeline.encoder().render(example);
+  const auto hits = chat::control_strings_in_messages(tokenizer, chat);
+  if (hits.empty()) return;
+  const ErrorContext where = source.where(index);
+  const std::string open = colour ? "\x1b[1;31m" : "{!", close = colour ? "\x1b[0m" : "!}";
+  std::cout << "\ncontrol-token strings in the messages of " << where.file
+            << (where.line > 0 ? ":" + std::to_string(where.line) : std::string()) << " (marked "
+            << (colour ? "in red" : "{!...!}") << "; data.control_tokens_in_content: "
+            << chat::control_token_policy_name(pipeline.encoder().options().control_tokens) << "):\n";
+  for (size_t i = 0; i < hits.size(); ++i) {
+    const auto& hit = hits[i];
+    const auto [from, to] = text_window(chat.text, hit.begin, hit.end, 60);
+    std::string shown = chat.text.substr(from, hit.begin - from) + open + chat.text.substr(hit.begin, hit.end - hit.begin) +
+                        close + chat.text.substr(hit.end, to - hit.end);
+    for (char& c : shown) c = c == '\n' ? ' ' : c;
+    const std::string who = hit.message_index >= 0 ? "messages[" + std::to_string(hit.message_index) + "] (" + hit.role + ")"
+                                                   : std::string("tool definitions");
+    std::cout << "  " << who << ": ..." << shown << "...\n";
+  }
+}
+
 int run_data(const ParsedArgs& args) {
   if (args.positionals.empty() || args.positionals[0] != "inspect") {
     throw bad_input("retort data: the subcommand is 'inspect' (retort data inspect --help)");
@@ -57,6 +94,7 @@ int run_data(const ParsedArgs& args) {
     recipe.data.train_on = args.get_or("train-on", recipe.data.train_on);
     recipe.data.length_policy = args.get_or("length-policy", recipe.data.length_policy);
     recipe.data.on_bad_example = args.get_or("on-bad-example", recipe.data.on_bad_example);
+    recipe.data.control_tokens_in_content = args.get_or("control-tokens", recipe.data.control_tokens_in_content);
     recipe.data.system_prompt = args.get_or("system-prompt", "");
     recipe.data.prompt_template = args.get_or("prompt-template", recipe.data.prompt_template);
     recipe.tokenizer.chat_template = args.get_or("template", "");
@@ -98,6 +136,10 @@ int run_data(const ParsedArgs& args) {
               << data::describe_stats(prepared.validation->scan.stats, prepared.validation->scan.sequences,
                                       recipe.data.max_seq_len);
   }
+  const bool colour = ::isatty(1) && !std::getenv("NO_COLOR");
+  if (const int64_t first = prepared.train.scan.stats.first_control_example; first >= 0) {
+    show_control_strings(pipeline, *prepared.train.source, first, *text.tokenizer, colour);
+  }
   const auto& sequences = prepared.train.scan.sequences;
   const int64_t shown = args.get_int("example", 0);
   if (sequences.empty()) return 0;
@@ -108,7 +150,6 @@ int run_data(const ParsedArgs& args) {
   const data::EncodedExample encoded = pipeline.encode(*prepared.train.source, ref.example);
   const data::TokenizedSequence& sequence = encoded.sequences[static_cast<size_t>(ref.part)];
   const ErrorContext where = prepared.train.source->where(ref.example);
-  const bool colour = ::isatty(1) && !std::getenv("NO_COLOR");
   const std::string location = where.file + (where.line > 0 ? ":" + std::to_string(where.line) : " " + where.key);
   std::cout << "\nexample " << shown << " (" << location << ", " << sequence.ids.size() << " tokens, "
             << sequence.trained_tokens() << " trained; "
@@ -132,6 +173,8 @@ CommandSpec data_command() {
            {"length-policy", "drop|truncate_turns|split", "what happens to longer examples (default drop)"},
            {"train-on", "assistant|last_assistant|all", "which tokens carry loss (default assistant)"},
            {"on-bad-example", "error|skip", "malformed examples: stop or skip and count (default error)"},
+           {"control-tokens", "literal|parse|skip",
+            "control-token strings in message text: as text, as control tokens, or drop the example (default literal)"},
            {"system-prompt", "TEXT", "added to conversations that have no system message"},
            {"prompt-template", "alpaca|chat|TEXT", "Alpaca layout (default alpaca)"},
            {"example", "N", "which kept sequence to show (default 0)"},

@@ -52,14 +52,14 @@ std::vector<std::vector<int64_t>> text_prompts(const ParsedArgs& args, const Tex
   for (const std::string& text : args.values.at("prompt")) {
     std::vector<TokenId> ids;
     if (args.has("raw")) {
-      ids = side.tokenizer->encode(text, /*add_special_tokens=*/true);
+      ids = encode_user_text(*side.tokenizer, text, /*add_special_tokens=*/true, args);
     } else {
       chat::Json messages = chat::Json::array();
       if (args.has("system")) messages.push_back({{"role", "system"}, {"content", *args.get("system")}});
       messages.push_back({{"role", "user"}, {"content", text}});
       chat::ChatRenderOptions options;
       options.add_generation_prompt = true;
-      ids = side.tokenizer->encode(side.chat_template->render(messages, options).text, false);
+      ids = encode_user_chat(*side.tokenizer, side.chat_template->render(messages, options), control_token_option(args));
     }
     prompts.emplace_back(ids.begin(), ids.end());
   }
@@ -279,6 +279,7 @@ CommandSpec generate_command() {
            {"system", "TEXT", "system prompt for --prompt"},
            {"template", "NAME", "chat template by name (default: recognised from the model)"},
            {"raw", "", "--prompt is plain text: no chat template (BOS as the tokenizer adds it)"},
+           kControlTokensOption,
            {"prompt-ids", "IDS", "comma-separated prompt token ids; repeat for a left-padded batch", true},
            {"max-new-tokens", "N", "tokens to generate at most (default 128)"},
            {"temperature", "T", "0 = greedy (default); > 0 samples"},

@@ -3,6 +3,7 @@
 // logging.every_steps steps.
 #include "cli/run_command.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "distill/cache_run.h"
 #include "finetune/sft_run.h"
 #include "io/error.h"
+#include "io/stop_signal.h"
 #include "train/recipe.h"
 
 namespace retort::cli {
@@ -51,14 +53,56 @@ class Progress {
       std::fprintf(stderr, "%s\n", text.c_str());
     }
     std::fflush(stderr);
+    line_open_ = terminal_ && !(m.val_loss || m.step == total);
+  }
+
+  // The last progress line: why the run stopped early.
+  void stopped(const std::string& reason, int64_t step, int64_t total) {
+    std::fprintf(stderr, "%sstep %lld/%lld  stopped by %s\n", line_open_ ? "\n" : "", static_cast<long long>(step),
+                 static_cast<long long>(total), reason.c_str());
+    std::fflush(stderr);
+    line_open_ = false;
   }
 
  private:
+  bool line_open_ = false;
   bool terminal_;
   int64_t every_;
   double step_seconds_ = 0;
   int64_t steps_seen_ = 0;
 };
+
+// The command line again, quoted for a POSIX shell where needed.
+std::string shell_command(const std::string& command, const std::vector<std::string>& words) {
+  std::string out = command;
+  for (const std::string& word : words) {
+    const bool plain = !word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                               "0123456789_-./=:,+@%") == std::string::npos;
+    if (plain) {
+      out += " " + word;
+      continue;
+    }
+    std::string quoted = "'";
+    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += " " + quoted + "'";
+  }
+  return out;
+}
+
+void report_signal_stop(const ParsedArgs& args, const RunOutcome& outcome) {
+  std::cout << "stopped by " << signal_name(outcome.stop_signal) << " after step " << outcome.steps << " of "
+            << outcome.total_steps << "\n";
+  if (!outcome.checkpoint_dir.empty()) {
+    std::cout << "checkpoint: " << outcome.checkpoint_dir << "\n";
+  } else {
+    std::cout << "no step had finished: nothing to checkpoint, a rerun starts afresh\n";
+  }
+  std::cout << "resume with: " << shell_command("retort run", args.positionals) << "\n";
+  if (outcome.stop_signal == SIGUSR1) {
+    std::cout << "exit status " << exit_status_for_signal(SIGUSR1)
+              << " asks a Slurm job to requeue itself (docs/data-and-training.md)\n";
+  }
+}
 
 int run_recipe(const ParsedArgs& args) {
   const std::string& path = args.positionals.front();
@@ -79,6 +123,11 @@ int run_recipe(const ParsedArgs& args) {
   };
   events.on_step = [&](const StepMetrics& metrics, int64_t total) { progress.step(metrics, total); };
   const RunOutcome outcome = run_finetune(recipe, recipe_to_yaml(recipe), events);
+  if (outcome.stop_signal != 0) {
+    progress.stopped(signal_name(outcome.stop_signal), outcome.steps, outcome.total_steps);
+    report_signal_stop(args, outcome);
+    return exit_status_for_signal(outcome.stop_signal);
+  }
   const char* why = outcome.stop_reason == "time"   ? " (stopped by training.max_minutes)"
                     : outcome.stop_reason == "data" ? " (the data ran out)"
                                                     : "";
@@ -111,6 +160,14 @@ int cache_teacher(const ParsedArgs& args) {
     std::fflush(stderr);
   };
   const CacheOutcome outcome = run_cache_teacher(recipe, events);
+  if (outcome.stop_signal != 0) {
+    std::fprintf(stderr, "%scache-teacher stopped by %s\n", terminal ? "\n" : "", signal_name(outcome.stop_signal).c_str());
+    std::printf("teacher cache: %s: %lld shards written and %lld kept are final; the shard in progress was dropped\n"
+                "resume with: %s\n",
+                outcome.dir.c_str(), static_cast<long long>(outcome.shards_written),
+                static_cast<long long>(outcome.shards_kept), shell_command("retort cache-teacher", args.positionals).c_str());
+    return exit_status_for_signal(outcome.stop_signal);
+  }
   std::printf("teacher cache: %s\n%lld tokens, %.1f MB, %.1f bytes/token; %lld shards written, %lld kept from an "
               "earlier run\n",
               outcome.dir.c_str(), static_cast<long long>(outcome.tokens), static_cast<double>(outcome.bytes) / 1e6,

@@ -16,6 +16,7 @@
 #include "cli/model_commands.h"
 #include "cli/text_commands.h"
 #include "io/error.h"
+#include "io/stop_signal.h"
 #include "lora/lora.h"
 #include "models/generate.h"
 #include "models/loader.h"
@@ -71,6 +72,15 @@ int64_t resume_point(const std::string& path, int64_t batch) {
   return (lines / batch) * batch;
 }
 
+int report_generation_stop(const std::string& out_path, int64_t done, int64_t total) {
+  const int signal_number = StopSignals::pending();
+  std::cerr << "stopped by " << signal_name(signal_number) << " after " << done << " of " << total
+            << " answers (the batch in progress was dropped)\n";
+  std::cout << out_path << " holds " << done << " of " << total
+            << " answers; run the same command again to continue\n";
+  return exit_status_for_signal(signal_number);
+}
+
 }  // namespace
 
 int run_generate_dataset(const ParsedArgs& args) {
@@ -101,15 +111,21 @@ int run_generate_dataset(const ParsedArgs& args) {
   if (!out) throw bad_input("cannot write the output").file(*out_path);
   chat::ChatRenderOptions render;
   render.add_generation_prompt = true;
+  // A signal stops generation at once; the batch in progress is dropped (whole batches are the resume unit).
+  StopSignals stop_signals;
+  const TokenCallback keep_going = [](const std::vector<int64_t>&) { return StopSignals::pending() == 0; };
   for (int64_t first = done; first < total; first += batch) {
+    if (StopSignals::pending() != 0) return report_generation_stop(*out_path, first, total);
     const int64_t count = std::min(batch, total - first);
     std::vector<std::vector<int64_t>> ids;
     for (int64_t k = first; k < first + count; ++k) {
-      const auto encoded = side.tokenizer->encode(side.chat_template->render(prompts[k / samples], render).text, false);
+      const auto encoded =
+          encode_user_chat(*side.tokenizer, side.chat_template->render(prompts[k / samples], render), control_token_option(args));
       ids.emplace_back(encoded.begin(), encoded.end());
     }
     sampling.seed = seed + static_cast<uint64_t>(first / batch);  // the batch's own seed: resume-stable
-    const GenerationResult result = generate(*loaded.model, ids, sampling);
+    const GenerationResult result = generate(*loaded.model, ids, sampling, keep_going);
+    if (StopSignals::pending() != 0) return report_generation_stop(*out_path, first, total);
     std::string lines;
     for (int64_t row = 0; row < count; ++row) {
       const auto& tokens = result.new_tokens[row];

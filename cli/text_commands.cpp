@@ -56,7 +56,8 @@ int run_tokenize(const ParsedArgs& args) {
     text = rendered->text;
     add_special = false;  // the template already wrote BOS where the model wants it
   }
-  const std::vector<TokenId> ids = tokenizer.encode(text, add_special);
+  const std::vector<TokenId> ids = rendered ? encode_user_chat(tokenizer, *rendered, control_token_option(args))
+                                            : encode_user_text(tokenizer, text, add_special, args);
   std::vector<std::string> roles(ids.size());
   std::vector<bool> trained(ids.size(), false);
   if (rendered) {
@@ -96,11 +97,12 @@ int run_tokenize(const ParsedArgs& args) {
 }
 
 // One chat turn: renders the history with a generation prompt, generates, streams the text.
-std::string chat_turn(CausalLM& model, const TextSide& side, const chat::Json& history, const SamplingOptions& sampling) {
+std::string chat_turn(CausalLM& model, const TextSide& side, const chat::Json& history, const SamplingOptions& sampling,
+                      chat::ControlTokenPolicy policy) {
   chat::ChatRenderOptions options;
   options.add_generation_prompt = true;
   const chat::RenderedChat rendered = side.chat_template->render(history, options);
-  const std::vector<TokenId> prompt = side.tokenizer->encode(rendered.text, /*add_special_tokens=*/false);
+  const std::vector<TokenId> prompt = encode_user_chat(*side.tokenizer, rendered, policy);
   StreamDecoder stream(*side.tokenizer, /*skip_special_tokens=*/true);
   std::string reply;
   generate(model, {std::vector<int64_t>(prompt.begin(), prompt.end())}, sampling,
@@ -132,6 +134,7 @@ int run_chat(const ParsedArgs& args) {
   SamplingOptions sampling = sampling_from_args(args, 256);
   sampling.eos_token_ids = stop_token_ids(side);
   for (int64_t id : loaded.model->config().eos_token_ids) sampling.eos_token_ids.push_back(id);
+  const chat::ControlTokenPolicy policy = control_token_option(args);
   std::string system = args.get_or("system", "");
   chat::Json history = chat::Json::array();
   auto reset = [&] {
@@ -161,14 +164,49 @@ int run_chat(const ParsedArgs& args) {
       continue;
     }
     if (line.empty()) continue;
+    if (policy == chat::ControlTokenPolicy::kSkip && !side.tokenizer->find_control_strings(line).empty()) {
+      std::puts("(not sent: the message holds a control-token string; --control-tokens skip)");
+      continue;
+    }
     history.push_back({{"role", "user"}, {"content", line}});
-    const std::string reply = chat_turn(*loaded.model, side, history, sampling);
+    const std::string reply = chat_turn(*loaded.model, side, history, sampling, policy);
     history.push_back({{"role", "assistant"}, {"content", reply}});
   }
   return 0;
 }
 
 }  // namespace
+
+chat::ControlTokenPolicy control_token_option(const ParsedArgs& args) {
+  return chat::parse_control_token_policy(args.get_or("control-tokens", "literal"), "control-tokens");
+}
+
+std::vector<TokenId> encode_user_chat(const Tokenizer& tokenizer, const chat::RenderedChat& chat,
+                                      chat::ControlTokenPolicy policy) {
+  if (policy == chat::ControlTokenPolicy::kSkip) {
+    const auto hits = chat::control_strings_in_messages(tokenizer, chat);
+    if (!hits.empty()) {
+      const auto& hit = hits.front();
+      throw bad_input("the message holds the control-token string '" + chat.text.substr(hit.begin, hit.end - hit.begin) +
+                      "' (--control-tokens skip refuses it; literal reads it as text)")
+          .key(hit.message_index >= 0 ? "messages[" + std::to_string(hit.message_index) + "]" : std::string("tools"));
+    }
+  }
+  return chat::encode_rendered(tokenizer, chat,
+                               policy == chat::ControlTokenPolicy::kParse ? ControlTokens::kParse : ControlTokens::kLiteral);
+}
+
+std::vector<TokenId> encode_user_text(const Tokenizer& tokenizer, const std::string& text, bool add_special_tokens,
+                                      const ParsedArgs& args) {
+  if (!args.has("control-tokens")) return tokenizer.encode(text, add_special_tokens);
+  const chat::ControlTokenPolicy policy = control_token_option(args);
+  if (policy == chat::ControlTokenPolicy::kSkip && !tokenizer.find_control_strings(text).empty()) {
+    throw bad_input("the text holds a control-token string (--control-tokens skip refuses it)").key("control-tokens");
+  }
+  return tokenizer.encode(text, add_special_tokens,
+                          ControlTokenFilter{policy == chat::ControlTokenPolicy::kParse ? ControlTokens::kParse
+                                                                                         : ControlTokens::kLiteral, {}});
+}
 
 TextSide load_text_side(const std::string& model_path, const std::string& template_name, bool need_template) {
   TextSide side;
@@ -205,6 +243,7 @@ CommandSpec tokenize_command() {
            {"template", "NAME", "chat template by name (default: recognised from the model)"},
            {"add-generation-prompt", "", "--chat: end with the assistant header"},
            {"no-special", "", "--text/--file: do not add BOS/EOS"},
+           kControlTokensOption,
            {"json", "", "print {\"ids\", \"pieces\"[, \"text\", \"roles\", \"trainable\"]}"}},
           0,
           0,
@@ -224,7 +263,8 @@ CommandSpec chat_command() {
            {"top-p", "P", "nucleus sampling mass"},
            {"seed", "S", "sampling seed"},
            {"dtype", "TYPE", "float32 (default), bfloat16 or float16"},
-           {"device", "DEV", "cpu (default), cuda or cuda:N"}},
+           {"device", "DEV", "cpu (default), cuda or cuda:N"},
+           kControlTokensOption},
           0,
           0,
           run_chat};

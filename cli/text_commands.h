@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/chat_tokens.h"
 #include "tokenizer/tokenizer.h"
 
 namespace retort::cli {
@@ -25,5 +26,22 @@ TextSide load_text_side(const std::string& model_path, const std::string& templa
 
 // Ids that end a turn: the template's stop strings that are single tokens, plus eos.
 std::vector<int64_t> stop_token_ids(const TextSide& side);
+
+// --control-tokens literal|parse|skip: how control-token strings a user typed into a message are
+// read (default literal, as `retort run` reads them in training data).
+chat::ControlTokenPolicy control_token_option(const ParsedArgs& args);
+inline const OptionSpec kControlTokensOption = {
+    "control-tokens", "literal|parse|skip",
+    "control-token strings (\"<|im_end|>\") in messages: as text (default), as control tokens, or refuse"};
+
+// The ids of a conversation the user wrote, rendered by the template. skip: bad_input naming the
+// first message that holds a control-token string.
+std::vector<TokenId> encode_user_chat(const Tokenizer& tokenizer, const chat::RenderedChat& chat,
+                                      chat::ControlTokenPolicy policy);
+
+// Text given whole (--text, --file, generate --raw): read as HF reads it (parse) unless
+// --control-tokens is given; skip refuses text that holds a control-token string.
+std::vector<TokenId> encode_user_text(const Tokenizer& tokenizer, const std::string& text, bool add_special_tokens,
+                                      const ParsedArgs& args);
 
 }  // namespace retort::cli

@@ -1,4 +1,8 @@
-# retort_library(NAME SOURCES ... [CUDA_SOURCES ...] [CPU_FALLBACK_SOURCES ...] DEPS ...)
+# retort_library(NAME SOURCES ... [CUDA_SOURCES ...] [CUDA_HOST_SOURCES ...] [CPU_FALLBACK_SOURCES ...] DEPS ...)
+#   CUDA_SOURCES          .cu files, compiled by nvcc when RETORT_CUDA (a CUDA toolkit is there);
+#   CUDA_HOST_SOURCES     C++ that calls the CUDA runtime, compiled wherever LibTorch is a CUDA build
+#                         (RETORT_CUDA_HOST, toolkit or not);
+#   CPU_FALLBACK_SOURCES  their stand-ins where it is not.
 # One static library per top-level folder. All share one precompiled header of the
 # LibTorch headers, built once (a clean build on 2 cores spends most time there).
 set(RETORT_PCH_HEADERS <ATen/ATen.h> <torch/types.h> <torch/nn/module.h> <string> <vector> <memory>
@@ -22,18 +26,23 @@ function(retort_use_pch target)
 endfunction()
 
 function(retort_library name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;CUDA_SOURCES;CPU_FALLBACK_SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "SOURCES;CUDA_SOURCES;CUDA_HOST_SOURCES;CPU_FALLBACK_SOURCES;DEPS" ${ARGN})
   set(_sources ${ARG_SOURCES})
   if(RETORT_CUDA)
     list(APPEND _sources ${ARG_CUDA_SOURCES})
+  endif()
+  if(RETORT_CUDA_HOST)
+    list(APPEND _sources ${ARG_CUDA_HOST_SOURCES})
   else()
     list(APPEND _sources ${ARG_CPU_FALLBACK_SOURCES})
   endif()
   add_library(retort_${name} STATIC ${_sources})
   target_include_directories(retort_${name} PUBLIC "${CMAKE_SOURCE_DIR}")
   target_link_libraries(retort_${name} PUBLIC retort_torch ${ARG_DEPS})
+  if((RETORT_CUDA AND ARG_CUDA_SOURCES) OR (RETORT_CUDA_HOST AND ARG_CUDA_HOST_SOURCES))
+    retort_cuda_host_includes(retort_${name})
+  endif()
   if(RETORT_CUDA AND ARG_CUDA_SOURCES)
-    target_link_libraries(retort_${name} PRIVATE CUDA::cudart)
     set_target_properties(retort_${name} PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
   endif()
   retort_apply_warnings(retort_${name})

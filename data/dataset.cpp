@@ -42,6 +42,8 @@ EncodeOptions encode_options(const DataSection& section) {
   options.max_seq_len = section.max_seq_len;
   options.length_policy = parse_length_policy(section.length_policy);
   options.train_on = parse_train_on(section.train_on);
+  options.control_tokens = chat::parse_control_token_policy(section.control_tokens_in_content,
+                                                            "data.control_tokens_in_content");
   return options;
 }
 
@@ -87,6 +89,14 @@ std::string describe_stats(const DatasetStats& stats, const std::vector<Sequence
                 static_cast<long long>(stats.tokens), static_cast<long long>(stats.sequences), mean,
                 static_cast<long long>(longest), static_cast<long long>(stats.trained_tokens), share);
   out += line;
+  if (stats.control_examples > 0) {
+    const char* how = stats.control_policy == chat::ControlTokenPolicy::kParse     ? "parse: read as control tokens"
+                      : stats.control_policy == chat::ControlTokenPolicy::kLiteral ? "literal: read as text"
+                                                                                   : "skip: dropped";
+    std::snprintf(line, sizeof line, "control-token strings in message text: %lld examples (%s; data.control_tokens_in_content)\n",
+                  static_cast<long long>(stats.control_examples), how);
+    out += line;
+  }
   for (const std::string& reason : stats.skip_reasons) out += "  skipped: " + reason + "\n";
   if (stats.skipped > static_cast<int64_t>(stats.skip_reasons.size())) {
     out += "  (and " + std::to_string(stats.skipped - static_cast<int64_t>(stats.skip_reasons.size())) + " more)\n";

@@ -63,11 +63,21 @@ ExampleEncoder::ExampleEncoder(const Tokenizer& tokenizer, const chat::ChatTempl
   options_.render.add_generation_prompt = false;
 }
 
-TokenizedSequence ExampleEncoder::encode_chat(const Json& messages, const Json& tools) const {
+chat::RenderedChat ExampleEncoder::render(const Example& example) const {
+  if (!chat_template_) throw bad_input("chat examples need a chat template (tokenizer.chat_template)");
+  chat::ChatRenderOptions render_options = options_.render;
+  render_options.tools = example.tools;
+  return chat_template_->render(example.messages, render_options);
+}
+
+TokenizedSequence ExampleEncoder::encode_chat(const Json& messages, const Json& tools, int64_t* control_strings) const {
   if (!chat_template_) throw bad_input("chat examples need a chat template (tokenizer.chat_template)");
   chat::ChatRenderOptions render_options = options_.render;
   render_options.tools = tools;
   const chat::RenderedChat chat = chat_template_->render(messages, render_options);
+  if (control_strings) {
+    *control_strings = static_cast<int64_t>(chat::control_strings_in_messages(tokenizer_, chat).size());
+  }
   int last_assistant = -1;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (messages[i].value("role", "") == "assistant") last_assistant = static_cast<int>(i);
@@ -90,7 +100,10 @@ TokenizedSequence ExampleEncoder::encode_chat(const Json& messages, const Json& 
     if (trained) std::fill_n(trained_bytes.begin() + segment.begin, segment.text.size(), 1);
   }
   TokenizedSequence sequence;
-  sequence.ids = tokenizer_.encode(chat.text, /*add_special_tokens=*/false);  // the template wrote BOS
+  // The template wrote BOS; its control tokens are its special segments.
+  const ControlTokens mode = options_.control_tokens == chat::ControlTokenPolicy::kParse ? ControlTokens::kParse
+                                                                                        : ControlTokens::kLiteral;
+  sequence.ids = chat::encode_rendered(tokenizer_, chat, mode);
   sequence.labels = labels_from_bytes(tokenizer_, chat.text, sequence.ids, trained_bytes,
                                       options_.train_on == TrainOn::kAll);
   if (sequence.trained_tokens() == 0) {
@@ -121,7 +134,8 @@ TokenizedSequence ExampleEncoder::encode_text(const Example& example) const {
   return sequence;
 }
 
-EncodedExample ExampleEncoder::truncate_turns(const Example& example, int64_t original_tokens) const {
+EncodedExample ExampleEncoder::truncate_turns(const Example& example, int64_t original_tokens,
+                                              int64_t control_strings) const {
   const Json& messages = example.messages;
   size_t first_turn = 0;
   while (first_turn < messages.size() && messages[first_turn].value("role", "") == "system") ++first_turn;
@@ -132,6 +146,7 @@ EncodedExample ExampleEncoder::truncate_turns(const Example& example, int64_t or
   }
   EncodedExample result;
   result.original_tokens = original_tokens;
+  result.control_strings = control_strings;
   for (const size_t start : turn_starts) {
     Json kept(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(first_turn));
     kept.insert(kept.end(), messages.begin() + static_cast<std::ptrdiff_t>(start), messages.end());
@@ -153,8 +168,15 @@ EncodedExample ExampleEncoder::truncate_turns(const Example& example, int64_t or
 }
 
 EncodedExample ExampleEncoder::encode(const Example& example) const {
-  TokenizedSequence sequence = example.is_chat ? encode_chat(example.messages, example.tools) : encode_text(example);
+  int64_t control_strings = 0;
+  TokenizedSequence sequence =
+      example.is_chat ? encode_chat(example.messages, example.tools, &control_strings) : encode_text(example);
   EncodedExample result;
+  result.control_strings = control_strings;
+  if (control_strings > 0 && options_.control_tokens == chat::ControlTokenPolicy::kSkip) {
+    result.status = EncodeStatus::kControlSkipped;
+    return result;
+  }
   const int64_t length = static_cast<int64_t>(sequence.ids.size());
   result.original_tokens = length;
   if (length <= options_.max_seq_len) {
@@ -162,7 +184,7 @@ EncodedExample ExampleEncoder::encode(const Example& example) const {
     return result;
   }
   if (options_.length_policy == LengthPolicy::kTruncateTurns && example.is_chat) {
-    return truncate_turns(example, length);
+    return truncate_turns(example, length, control_strings);
   }
   if (options_.length_policy == LengthPolicy::kSplit && !example.is_chat) {
     result.status = EncodeStatus::kTruncated;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/example.h"
+#include "tokenizer/chat_tokens.h"
 #include "tokenizer/tokenizer.h"
 
 namespace retort::data {
@@ -36,6 +37,10 @@ struct EncodeOptions {
   int64_t max_seq_len = 2048;
   LengthPolicy length_policy = LengthPolicy::kDrop;
   TrainOn train_on = TrainOn::kAssistant;
+  // Control-token strings inside chat messages ("<|im_end|>" typed by a customer): read as text
+  // (literal, the default), as control tokens (parse, HF's behaviour) or the example dropped (skip).
+  // Text and Alpaca-text documents are tokenized as HF does (parse) whatever this says.
+  chat::ControlTokenPolicy control_tokens = chat::ControlTokenPolicy::kLiteral;
 };
 
 struct TokenizedSequence {
@@ -44,12 +49,18 @@ struct TokenizedSequence {
   int64_t trained_tokens() const;
 };
 
-enum class EncodeStatus { kKept, kTruncated, kDropped };
+enum class EncodeStatus {
+  kKept,
+  kTruncated,
+  kDropped,         // longer than max_seq_len under the drop policy
+  kControlSkipped,  // its messages hold a control-token string and control_tokens is skip
+};
 
 struct EncodedExample {
   EncodeStatus status = EncodeStatus::kKept;
   std::vector<TokenizedSequence> sequences;  // empty when dropped; several when split
   int64_t original_tokens = 0;               // before truncation or splitting
+  int64_t control_strings = 0;               // control-token strings in its messages' text
 };
 
 class ExampleEncoder {
@@ -61,11 +72,14 @@ class ExampleEncoder {
   EncodedExample encode(const Example& example) const;
 
   const EncodeOptions& options() const { return options_; }
+  // A chat example rendered as encode() renders it (its tools included).
+  chat::RenderedChat render(const Example& example) const;
 
  private:
-  TokenizedSequence encode_chat(const Json& messages, const Json& tools) const;
+  // `control_strings`, when given, receives the number of control-token strings in the messages.
+  TokenizedSequence encode_chat(const Json& messages, const Json& tools, int64_t* control_strings = nullptr) const;
   TokenizedSequence encode_text(const Example& example) const;
-  EncodedExample truncate_turns(const Example& example, int64_t original_tokens) const;
+  EncodedExample truncate_turns(const Example& example, int64_t original_tokens, int64_t control_strings) const;
 
   const Tokenizer& tokenizer_;
   const chat::ChatTemplate* chat_template_;

@@ -128,6 +128,14 @@ ScanResult scan_dataset(const ExampleSource& source, const DataPipeline& pipelin
         if (stats.skip_reasons.size() < kMaxSkipReasons) stats.skip_reasons.push_back(error.what());
         continue;
       }
+      if (encoded.control_strings > 0) {
+        ++stats.control_examples;
+        if (stats.first_control_example < 0) stats.first_control_example = index;
+      }
+      if (encoded.status == EncodeStatus::kControlSkipped) {
+        ++stats.control_skipped;
+        continue;
+      }
       if (encoded.status == EncodeStatus::kDropped) {
         ++stats.dropped;
         continue;
@@ -150,6 +158,7 @@ ScanResult scan_dataset(const ExampleSource& source, const DataPipeline& pipelin
   work(0);
   for (auto& worker : workers) worker.join();
   ScanResult merged;
+  merged.stats.control_policy = pipeline.encoder().options().control_tokens;
   for (Chunk& chunk : chunks) {
     if (chunk.error) std::rethrow_exception(chunk.error);
     DatasetStats& total = merged.stats;
@@ -159,6 +168,9 @@ ScanResult scan_dataset(const ExampleSource& source, const DataPipeline& pipelin
     total.truncated += part.truncated;
     total.dropped += part.dropped;
     total.skipped += part.skipped;
+    total.control_examples += part.control_examples;
+    total.control_skipped += part.control_skipped;
+    if (total.first_control_example < 0) total.first_control_example = part.first_control_example;  // chunks in order
     total.sequences += part.sequences;
     total.tokens += part.tokens;
     total.trained_tokens += part.trained_tokens;

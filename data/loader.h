@@ -40,6 +40,12 @@ struct DatasetStats {
   int64_t truncated = 0;  // kept after removing turns, or split into pieces
   int64_t dropped = 0;    // longer than max_seq_len under the drop policy
   int64_t skipped = 0;    // bad examples skipped (on_bad_example: skip)
+  // Chat examples whose message text holds a control-token string ("<|im_end|>"), how they were
+  // read (data.control_tokens_in_content), how many of them that dropped (skip), and the first.
+  int64_t control_examples = 0;
+  chat::ControlTokenPolicy control_policy = chat::ControlTokenPolicy::kLiteral;
+  int64_t control_skipped = 0;
+  int64_t first_control_example = -1;  // its index in the source
   int64_t sequences = 0;
   int64_t tokens = 0;          // in the kept sequences
   int64_t trained_tokens = 0;  // of those, the ones with a label

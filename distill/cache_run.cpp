@@ -9,6 +9,7 @@
 #include "distill/kd_step.h"
 #include "distill/vocabulary.h"
 #include "io/error.h"
+#include "io/stop_signal.h"
 #include "io/hash.h"
 #include "io/text.h"
 #include "models/loader.h"
@@ -143,7 +144,11 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
   CacheProgress progress;
   progress.sequences_total = total;
   std::vector<CacheShardInfo> shards;
-  for (int64_t shard = 0; shard < shard_count; ++shard) {
+  // A signal abandons the shard being computed (shards are the resume unit) and skips the manifest.
+  std::optional<StopSignals> stop_signals;
+  if (recipe.checkpoint.on_signal) stop_signals.emplace();
+  const auto stopping = [&] { return stop_signals && StopSignals::pending() != 0; };
+  for (int64_t shard = 0; shard < shard_count && !stopping(); ++shard) {
     const std::string path = (fs::path(dir) / shard_file_name(shard)).string();
     const int64_t first = shard * format.shard_sequences;
     const int64_t count = std::min(format.shard_sequences, total - first);
@@ -155,7 +160,7 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
     }
     // A shard may hold train and validation sequences: each source's part gets its own loader.
     std::vector<EncodedSequence> encoded;
-    for (size_t s = 0; s < source_of.size(); ++s) {
+    for (size_t s = 0; s < source_of.size() && !stopping(); ++s) {
       const int64_t begin = std::max(first, source_of[s].second);
       const int64_t end = std::min(first + count, s + 1 < source_of.size() ? source_of[s + 1].second : total);
       if (begin >= end) continue;
@@ -171,7 +176,9 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
       options.first_sequence_id = begin;
       data::DataLoader loader(source_of[s].first, pipeline,
                               std::vector<data::SequenceRef>(all.begin() + begin, all.begin() + end), options);
-      while (std::optional<Batch> batch = loader.next()) {
+      while (!stopping()) {
+        std::optional<Batch> batch = loader.next();
+        if (!batch) break;
         const auto started = std::chrono::steady_clock::now();
         at::NoGradGuard no_grad;
         const at::Tensor hidden = teacher.model->forward_hidden(batch->input_ids, batch_forward_options(*batch))
@@ -215,11 +222,18 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
         if (events.on_batch) events.on_batch(progress);
       }
     }
+    if (stopping() && static_cast<int64_t>(encoded.size()) != count) break;  // a finished shard is still kept
     write_cache_shard(path, identity_hash, format, first, encoded);
     const auto written = read_cache_shard_info(path, identity_hash);
     if (!written) throw internal_error("the shard just written does not read back").file(path);
     shards.push_back(*written);
     ++outcome.shards_written;
+  }
+  outcome.tokens_written = progress.tokens_done;
+  outcome.seconds = progress.seconds;
+  if (stopping()) {
+    outcome.stop_signal = StopSignals::pending();
+    return outcome;
   }
   // A rerun that found everything done keeps the manifest (and its teacher time) as it was.
   if (outcome.shards_written > 0 || !fs::exists(fs::path(dir) / "cache.json")) {
@@ -234,8 +248,6 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
       outcome.peak_gpu_mb = static_cast<double>(*peak) / (1 << 20);
     }
   }
-  outcome.tokens_written = progress.tokens_done;
-  outcome.seconds = progress.seconds;
   return outcome;
 }
 

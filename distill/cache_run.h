@@ -44,6 +44,7 @@ struct CacheOutcome {
   int64_t tokens_written = 0;
   double seconds = 0;  // teacher time of this process
   std::optional<double> peak_gpu_mb;  // the teacher's output device, when a GPU
+  int stop_signal = 0;  // a signal stopped it: finished shards kept, no manifest yet (rerun to finish)
 };
 
 CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "data/dataset.h"
 #include "distill/cache_run.h"
@@ -15,6 +16,7 @@
 #include "export/export.h"
 #include "finetune/sft_step.h"
 #include "io/error.h"
+#include "io/stop_signal.h"
 #include "io/text.h"
 #include "lora/lora.h"
 #include "models/loader.h"
@@ -261,6 +263,13 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   const auto existing = list_checkpoints(recipe.checkpoint.output_dir);
   if (!existing.empty()) info("resuming from " + existing.back());
 
+  // Signals stop the loop at a step boundary while it runs; a signal during loading or export
+  // ends the process as usual (nothing is lost there: the last checkpoint stays resumable).
+  std::optional<StopSignals> stop_signals;
+  if (recipe.checkpoint.on_signal) {
+    stop_signals.emplace();
+    options.stop_requested = &StopSignals::pending;
+  }
   Trainer trainer(*step, train_loader, options);
   const std::vector<StepMetrics> history =
       trainer.run([&](const StepMetrics& metrics) {
@@ -270,9 +279,17 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   outcome.steps = trainer.completed_steps();
   outcome.total_steps = total_steps;
   outcome.stop_reason = trainer.stop_reason();
+  outcome.stop_signal = trainer.stop_signal() != 0 ? trainer.stop_signal() : StopSignals::pending();
   outcome.output_dir = recipe.checkpoint.output_dir;
+  if (const auto saved = list_checkpoints(recipe.checkpoint.output_dir); !saved.empty()) {
+    outcome.checkpoint_dir = saved.back();
+  }
   for (const StepMetrics& metrics : history) {
     if (metrics.val_loss) outcome.val_loss = metrics.val_loss;
+  }
+  if (outcome.stop_signal != 0) {
+    if (outcome.stop_reason.empty() || outcome.stop_reason == "max_steps") outcome.stop_reason = signal_name(outcome.stop_signal);
+    return outcome;  // the adapter and exports come when a rerun finishes the steps
   }
   if (recipe.lora.enabled) {  // the adapter is small: always written, export peft or not
     outcome.adapter_dir = (fs::path(recipe.checkpoint.output_dir) / "adapter").string();

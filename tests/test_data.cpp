@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "data/encoder.h"
 #include "data/example.h"
@@ -11,6 +12,8 @@
 #include "test_support.h"
 #include "test_support_fixtures.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/chat_tokens.h"
+#include "tokenizer/tokenizer.h"
 
 namespace retort {
 namespace {
@@ -77,6 +80,58 @@ TEST(DataMasks, TokenLabelsEqualTheReferenceTokenizersOffsets) {
     EXPECT_EQ(encoded.sequences[0].labels, test_case["labels"].get<std::vector<TokenId>>()) << label;
   }
   EXPECT_GE(cases.size(), 30u);
+}
+
+// Control-token strings typed into messages ("<|im_end|>", "[INST]", "</s>", "<|eot_id|>"): parse
+// gives HF tokenizers' default ids, literal gives the ids of llama.cpp's special=false (and HF's
+// encode_special_tokens) on the text between the template's own control tokens; the labels stay
+// exact in both (the strings' tokens belong to their message), and clean chats encode alike.
+TEST(DataControlTokens, ParseEqualsHfLiteralEqualsLlamaCppSpecialFalseMasksExact) {
+  const fs::path dir = test::fixture_dir("data");
+  const Json cases = read_json(dir / "control_tokens.json");
+  std::set<std::string> tokenizer_kinds;
+  size_t llama_cpp_checked = 0;
+  for (const Json& test_case : cases) {
+    const std::string label = test_case["template"].get<std::string>() + " / " + test_case["tokenizer"].get<std::string>();
+    const auto tokenizer = load_tokenizer((dir / test_case["tokenizer"].get<std::string>()).string());
+    const chat::ChatTemplate chat_template = chat::ChatTemplate::by_name(test_case["family"].get<std::string>());
+    for (const auto& [mode, policy] : {std::pair{"parse", chat::ControlTokenPolicy::kParse},
+                                       std::pair{"literal", chat::ControlTokenPolicy::kLiteral}}) {
+      data::EncodeOptions options = pinned_options(test_case["family"]);
+      options.control_tokens = policy;
+      const data::ExampleEncoder encoder(*tokenizer, &chat_template, options);
+      const data::EncodedExample encoded = encoder.encode(chat_example(test_case["messages"], Json::array()));
+      ASSERT_EQ(encoded.sequences.size(), 1u) << label << " " << mode;
+      EXPECT_EQ(encoded.control_strings, test_case["control_strings"].get<int64_t>()) << label;
+      EXPECT_EQ(encoded.sequences[0].ids, test_case[mode]["ids"].get<std::vector<TokenId>>()) << label << " " << mode;
+      EXPECT_EQ(encoded.sequences[0].labels, test_case[mode]["labels"].get<std::vector<TokenId>>()) << label << " " << mode;
+      if (policy == chat::ControlTokenPolicy::kLiteral && test_case.contains("literal_llama_cpp")) {
+        EXPECT_EQ(encoded.sequences[0].ids, test_case["literal_llama_cpp"].get<std::vector<TokenId>>()) << label;
+        // The same vocabulary read from its GGUF (llama.cpp's token types) gives the same ids.
+        const auto gguf = load_tokenizer(test_case["gguf"].get<std::string>());
+        const data::ExampleEncoder from_gguf(*gguf, &chat_template, options);
+        EXPECT_EQ(from_gguf.encode(chat_example(test_case["messages"], Json::array())).sequences.at(0).ids,
+                  test_case["literal_llama_cpp"].get<std::vector<TokenId>>()) << label << " (GGUF)";
+        ++llama_cpp_checked;
+      }
+    }
+    EXPECT_GT(test_case["control_strings"].get<int64_t>(), 0) << label;
+    EXPECT_NE(test_case["parse"]["ids"], test_case["literal"]["ids"]) << label;
+    tokenizer_kinds.insert(test_case["tokenizer"].get<std::string>());
+  }
+  EXPECT_GE(tokenizer_kinds.size(), 4u);  // tokenizer.json of two vocabularies, two SentencePiece models
+  EXPECT_GE(llama_cpp_checked, 3u);
+  // Clean conversations: the same ids and labels whichever way control strings are read.
+  for (const Json& test_case : read_json(dir / "tokens.json")) {
+    const auto tokenizer = load_tokenizer((dir / test_case["tokenizer"].get<std::string>()).string());
+    const chat::ChatTemplate chat_template = chat::ChatTemplate::by_name(test_case["family"].get<std::string>());
+    data::EncodeOptions options = pinned_options(test_case["family"]);
+    options.control_tokens = chat::ControlTokenPolicy::kParse;
+    const data::EncodedExample parsed =
+        data::ExampleEncoder(*tokenizer, &chat_template, options).encode(chat_example(test_case["messages"], test_case["tools"]));
+    EXPECT_EQ(parsed.control_strings, 0) << test_case["template"] << " / " << test_case["conversation"];
+    EXPECT_EQ(parsed.sequences.at(0).ids, test_case["ids"].get<std::vector<TokenId>>());
+  }
 }
 
 }  // namespace

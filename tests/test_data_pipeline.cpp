@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "data/dataset.h"
@@ -377,6 +378,67 @@ TEST(DataInspectCli, JsonEqualsTheOracleAndBadLinesExitTwo) {
   const auto failed = test::run_retort({"data", "inspect", "--model", (dir / "model-llama3").string(), "--data", bad.string()});
   EXPECT_EQ(failed.exit_code, 2);
   EXPECT_NE(failed.err.find("bad.jsonl:2: invalid JSON"), std::string::npos) << failed.err;
+}
+
+// A customer who typed "<|im_end|>": literal (the default) trains the string as the speaker's
+// words, one end-of-turn token a turn; parse reads it as an end of turn in mid-message, as HF does.
+TEST(DataControlTokens, LiteralTrainsTheStringAsTheSpeakersWords) {
+  const Json line = Json::parse(R"({"messages": [
+    {"role": "user", "content": "Why does it print <|im_end|> here?"},
+    {"role": "assistant", "content": "Type <|im_end|> to stop."}]})");
+  const TokenId im_end = *side().tokenizer->token_to_id("<|im_end|>");
+  auto count_im_end = [&](const std::vector<TokenId>& ids) { return std::count(ids.begin(), ids.end(), im_end); };
+  const data::EncodedExample literal = encode(line);
+  ASSERT_EQ(literal.sequences.size(), 1u);
+  EXPECT_EQ(literal.control_strings, 2);
+  EXPECT_EQ(count_im_end(literal.sequences[0].ids), 2) << "one end-of-turn token per turn";
+  EXPECT_EQ(trained_text(literal.sequences[0]), "Type <|im_end|> to stop.<|im_end|>|");
+  // The trained end of turn is the assistant's last trained token, not the one inside its text.
+  const auto& labels = literal.sequences[0].labels;
+  EXPECT_EQ(std::count(labels.begin(), labels.end(), im_end), 1);
+  data::EncodeOptions parse_options;
+  parse_options.control_tokens = chat::ControlTokenPolicy::kParse;
+  const data::EncodedExample parsed = encode(line, {}, parse_options);
+  EXPECT_EQ(count_im_end(parsed.sequences[0].ids), 4) << "HF's reading: two more ends of turn";
+  EXPECT_EQ(trained_text(parsed.sequences[0]), "Type <|im_end|> to stop.<|im_end|>|");
+  EXPECT_EQ(std::count(parsed.sequences[0].labels.begin(), parsed.sequences[0].labels.end(), im_end), 2);
+}
+
+// A file with such lines: counted in every mode, dropped and counted under skip, summarised.
+TEST(DataControlTokens, CountedSkippedAndSummarised) {
+  test::TempDir dir;
+  std::vector<std::string> lines = numbered_chats(4);
+  lines.insert(lines.begin() + 1, R"({"messages": [{"role": "user", "content": "It says <|im_start|>assistant"}, {"role": "assistant", "content": "Odd."}]})");
+  lines.push_back(R"({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Bye <|endoftext|>"}]})");
+  lines.push_back(R"({"messages": [{"role": "user", "content": "[INST] is not a token of this vocabulary"}, {"role": "assistant", "content": "Right."}]})");
+  const auto path = write_lines(dir.path() / "control.jsonl", lines);
+  for (const auto policy : {chat::ControlTokenPolicy::kLiteral, chat::ControlTokenPolicy::kParse, chat::ControlTokenPolicy::kSkip}) {
+    SCOPED_TRACE(chat::control_token_policy_name(policy));
+    data::EncodeOptions options;
+    options.control_tokens = policy;
+    const data::ExampleEncoder encoder(*side().tokenizer, &side().chat_template, options);
+    const data::DataPipeline pipeline({}, encoder);
+    const auto scan = data::scan_dataset(*data::ExampleSource::open(path.string()), pipeline, {}, false, 1);
+    EXPECT_EQ(scan.stats.examples, 7);
+    EXPECT_EQ(scan.stats.control_examples, 2);
+    EXPECT_EQ(scan.stats.first_control_example, 1);
+    const bool skip = policy == chat::ControlTokenPolicy::kSkip;
+    EXPECT_EQ(scan.stats.control_skipped, skip ? 2 : 0);
+    EXPECT_EQ(scan.stats.kept, skip ? 5 : 7);
+    const std::string summary = data::describe_stats(scan.stats, scan.sequences, 2048);
+    EXPECT_NE(summary.find(std::string("control-token strings in message text: 2 examples (") +
+                           chat::control_token_policy_name(policy)),
+              std::string::npos) << summary;
+  }
+  // `retort data inspect` says the same and shows the first such example, the string marked.
+  const auto result = test::run_retort({"data", "inspect", "--model", (test::fixture_dir("data") / "tokenizer-smollm2").string(),
+                                        "--template", "chatml", "--data", path.string(), "--control-tokens", "skip"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("examples: 7 read, 5 kept"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("control-token strings in message text: 2 examples (skip: dropped"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("control.jsonl:2"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("messages[0] (user): ...") , std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("It says {!<|im_start|>!}assistant"), std::string::npos) << result.out;
 }
 
 TEST(DataTokenizerConfig, SpecialTokensComeFromTokenizerConfigJson) {

@@ -8,10 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <thread>
+
+#include <signal.h>
 
 #include "data/dataset.h"
 #include "distill/kd_step.h"
@@ -222,6 +226,57 @@ TEST(DistillCache, ResumesToIdenticalShardsAndRefusesAnotherDatasetOrTokenizer) 
                                      "distill.cache_shard_sequences=5", "data.validation_fraction=0.5"});
   EXPECT_EQ(overwrite.exit_code, 2) << overwrite.err;
   EXPECT_NE(overwrite.err.find("belongs to a cache of another"), std::string::npos) << overwrite.err;
+}
+
+// SIGTERM during cache-teacher: the shards finished so far stay (the one in progress is dropped),
+// no manifest is written, the exit status is 143, and a rerun completes the cache to the bytes
+// of a run never stopped.
+TEST(DistillCache, SigtermKeepsFinishedShardsAndAResumeWritesIdenticalBytes) {
+  const KdWorld& w = kd_world();
+  const fs::path whole = w.dir.path() / "signal_whole", stopped = w.dir.path() / "signal_stopped";
+  auto command = [&](const fs::path& cache) {
+    return std::vector<std::string>{"cache-teacher", w.recipe.string(), "distill.teacher_cache=" + cache.string(),
+                                    "distill.cache_shard_sequences=1", "training.micro_batch_size=1"};
+  };
+  auto result = test::run_retort(command(whole));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::vector<fs::path> shards;
+  for (const auto& entry : fs::directory_iterator(whole)) {
+    if (entry.path().extension() == ".rtkc") shards.push_back(entry.path().filename());
+  }
+  ASSERT_GE(shards.size(), 10u);
+  test::Started run = test::start_retort(command(stopped));
+  // Frozen as soon as its second shard exists, then told to stop: the signal lands mid-cache.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(stopped / "shard-00001.rtkc") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ::kill(run.pid(), SIGSTOP);
+  ::kill(run.pid(), SIGTERM);
+  ::kill(run.pid(), SIGCONT);
+  result = run.finish();
+  ASSERT_EQ(result.exit_code, 143) << result.out << result.err;
+  EXPECT_NE(result.out.find("resume with: retort cache-teacher"), std::string::npos) << result.out;
+  EXPECT_FALSE(fs::exists(stopped / "cache.json"));
+  size_t kept = 0;
+  for (const fs::path& shard : shards) kept += fs::exists(stopped / shard) ? 1 : 0;
+  EXPECT_GE(kept, 2u);
+  EXPECT_LT(kept, shards.size());
+  for (const fs::path& shard : shards) {
+    if (fs::exists(stopped / shard)) {
+      EXPECT_EQ(slurp(stopped / shard), slurp(whole / shard)) << shard;
+    }
+  }
+  result = test::run_retort(command(stopped));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find(std::to_string(kept) + " kept"), std::string::npos) << result.out;
+  for (const fs::path& shard : shards) EXPECT_EQ(slurp(stopped / shard), slurp(whole / shard)) << shard;
+  auto manifest = [](const fs::path& cache) {
+    auto json = nlohmann::json::parse(slurp(cache / "cache.json"));
+    json.erase("seconds");  // teacher time
+    return json;
+  };
+  EXPECT_EQ(manifest(stopped), manifest(whole));
 }
 
 // Mean KL(teacher || student) and mean cross-entropy per trained token on the recipe's held-out split.

@@ -1,21 +1,23 @@
 // `retort run` end to end on a real model (SmolLM2-135M-Instruct GGUF, LoRA, CPU): it trains,
 // writes metrics, checkpoints and a PEFT adapter that `retort generate --adapter` loads, and a
 // run stopped at step 2 and resumed in a new process logs exactly the losses of an
-// uninterrupted run. Bad setups exit 2 naming the key.
+// uninterrupted run. SIGINT, SIGTERM and SIGUSR1 stop it with a checkpoint; SIGKILL and a
+// second SIGINT leave a resumable directory. Bad setups exit 2 naming the key.
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/stop_signal.h"
+#include "train/trainer.h"
 #include "test_support.h"
 #include "test_support_fixtures.h"
 
@@ -29,7 +31,7 @@ std::string smollm2_path() {
 }
 
 // A small recipe: six short conversations, 64-token packed rows, LoRA rank 4.
-fs::path write_recipe(const fs::path& dir, int64_t steps = 4, int64_t every = 2) {
+fs::path write_recipe(const fs::path& dir, int64_t steps = 4, int64_t every = 2, bool tensorboard = false) {
   std::ofstream data(dir / "chats.jsonl");
   for (int i = 0; i < 6; ++i) {
     nlohmann::json line = {{"messages",
@@ -43,7 +45,7 @@ fs::path write_recipe(const fs::path& dir, int64_t steps = 4, int64_t every = 2)
                              "  alpha: 8\n  dropout: 0.1\n  target_modules: [q_proj, v_proj]\noptimizer:\n  lr: 1.0e-3\n"
                              "training:\n  max_steps: " + std::to_string(steps) + "\n  eval_every_steps: 2\ncheckpoint:\n  every_steps: " +
                              std::to_string(every) + "\n"
-                             "logging:\n  tensorboard: false\n";
+                             "logging:\n  tensorboard: " + (tensorboard ? "true" : "false") + "\n";
   write_file_atomic((dir / "recipe.yaml").string(), recipe);
   return dir / "recipe.yaml";
 }
@@ -69,6 +71,20 @@ void copy_run_until(const fs::path& from, const fs::path& to, int step) {
   std::ofstream out(to / "metrics.jsonl");
   std::string line;
   for (int i = 0; i < step && std::getline(in, line); ++i) out << line << "\n";
+}
+
+// Polls `done` every 5 ms for up to two minutes.
+template <typename Predicate>
+void wait_until(Predicate done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+size_t line_count(const fs::path& file) {
+  std::ifstream in(file);
+  size_t lines = 0;
+  for (std::string line; std::getline(in, line);) lines += line.empty() ? 0 : 1;
+  return lines;
 }
 
 TEST(RunCli, TrainsResumesExactlyAndWritesAnAdapterGenerateLoads) {
@@ -106,25 +122,6 @@ TEST(RunCli, TrainsResumesExactlyAndWritesAnAdapterGenerateLoads) {
   EXPECT_NE(result.err.find("model.path"), std::string::npos) << result.err;
 }
 
-// Starts `retort ARGS` in the background (no shell); returns its pid.
-pid_t spawn_retort(const std::vector<std::string>& args) {
-  const std::string binary = test::env_or_empty("RETORT_BIN");
-  std::vector<std::string> argv = {binary};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> raw;
-    for (auto& arg : argv) raw.push_back(arg.data());
-    raw.push_back(nullptr);
-    const int null_fd = ::open("/dev/null", O_WRONLY);
-    ::dup2(null_fd, 1);
-    ::dup2(null_fd, 2);
-    ::execv(binary.c_str(), raw.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
 TEST(RunCli, SigkillAtAnyMomentLeavesAResumableDirectory) {
   test::TempDir temp;
   const fs::path recipe = write_recipe(temp.path(), /*steps=*/6, /*every=*/1);
@@ -134,15 +131,10 @@ TEST(RunCli, SigkillAtAnyMomentLeavesAResumableDirectory) {
   const auto expected = metrics(whole);
   // Kill as soon as the third checkpoint is complete: the process is then training step 4 or
   // writing its checkpoint.
-  const pid_t pid = spawn_retort({"run", recipe.string(), "checkpoint.output_dir=" + killed.string()});
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(killed / "checkpoint-000003" / "trainer.json") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + killed.string()});
+  wait_until([&] { return fs::exists(killed / "checkpoint-000003" / "trainer.json"); });
+  ::kill(run.pid(), SIGKILL);
+  ASSERT_EQ(run.finish().exit_code, 128 + SIGKILL) << "the run finished before it could be killed";
   result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + killed.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.err.find("resuming from"), std::string::npos) << result.err;
@@ -179,6 +171,104 @@ TEST(RunCli, AnUnwritableOutputDirectoryIsBadInput) {
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("checkpoint.output_dir"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("cannot be written"), std::string::npos) << result.err;
+}
+
+// SIGINT, SIGTERM and SIGUSR1 at a random moment of training (checkpoints due only at the end):
+// the step in progress ends, a checkpoint of it is written, the exit status is 128 + the signal,
+// and a rerun resumes to the same metrics as a run never stopped.
+TEST(RunCli, ASignalWritesACheckpointAndTheRunResumesExactly) {
+  test::TempDir temp;
+  const fs::path recipe = write_recipe(temp.path(), /*steps=*/10, /*every=*/100);
+  const fs::path whole = temp.path() / "whole";
+  auto result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + whole.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto expected = metrics(whole);
+  const unsigned seed = std::random_device{}();
+  std::mt19937 random(seed);
+  for (const int signal_number : {SIGINT, SIGTERM, SIGUSR1}) {
+    const fs::path out = temp.path() / ("stopped-" + std::to_string(signal_number));
+    const size_t after_lines = std::uniform_int_distribution<size_t>(1, 4)(random);
+    const int delay_ms = std::uniform_int_distribution<int>(0, 300)(random);
+    SCOPED_TRACE("signal " + std::to_string(signal_number) + " after " + std::to_string(after_lines) + " steps + " +
+                 std::to_string(delay_ms) + " ms (seed " + std::to_string(seed) + ")");
+    test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
+    wait_until([&] { return line_count(out / "metrics.jsonl") >= after_lines; });
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    ::kill(run.pid(), signal_number);
+    result = run.finish();
+    ASSERT_EQ(result.exit_code, 128 + signal_number) << result.out << result.err;
+    const auto saved = list_checkpoints(out.string());
+    ASSERT_FALSE(saved.empty()) << result.out;
+    EXPECT_NE(result.out.find("checkpoint: " + saved.back()), std::string::npos) << result.out;
+    EXPECT_NE(result.out.find("resume with: retort run " + recipe.string()), std::string::npos) << result.out;
+    EXPECT_NE(result.err.find("stopped by " + signal_name(signal_number)), std::string::npos) << result.err;
+    const auto stopped = metrics(out);
+    ASSERT_FALSE(stopped.empty());
+    EXPECT_EQ(stopped.back()["stopped"], signal_name(signal_number));
+    EXPECT_FALSE(fs::exists(out / "adapter")) << "a stopped run writes its adapter when a rerun finishes it";
+    result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_NE(result.err.find("resuming from " + saved.back()), std::string::npos) << result.err;
+    EXPECT_EQ(metrics(out), expected);
+  }
+}
+
+// A second Ctrl-C ends the process at once; the directory is then as after SIGKILL: resumable.
+TEST(RunCli, ASecondSigintExitsAtOnceAndTheDirectoryStillResumes) {
+  test::TempDir temp;
+  const fs::path recipe = write_recipe(temp.path(), /*steps=*/6, /*every=*/1);
+  const fs::path whole = temp.path() / "whole", out = temp.path() / "twice";
+  auto result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + whole.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
+  wait_until([&] { return line_count(out / "metrics.jsonl") >= 2; });
+  ::kill(run.pid(), SIGINT);
+  wait_until([&] { return run.err_so_far().find("SIGINT: finishing the step") != std::string::npos; });
+  const auto second = std::chrono::steady_clock::now();
+  ::kill(run.pid(), SIGINT);
+  result = run.finish();
+  EXPECT_LT(std::chrono::steady_clock::now() - second, std::chrono::seconds(1));
+  EXPECT_EQ(result.exit_code, 130) << result.err;
+  result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(metrics(out), metrics(whole));
+}
+
+// Steps of TensorBoard's train/loss curve in DIR/tensorboard, as the tensorboard package reads them.
+std::vector<int64_t> tensorboard_steps(const fs::path& dir) {
+  const auto result = test::run_reference_script("read_tensorboard.py", {(dir / "tensorboard").string()});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  const auto scalars = nlohmann::json::parse(result.out);
+  EXPECT_TRUE(scalars.contains("train/loss")) << dir << ": " << result.out << result.err;
+  std::vector<int64_t> steps;
+  if (scalars.contains("train/loss")) {
+    for (const auto& point : scalars["train/loss"]) steps.push_back(point[0].get<int64_t>());
+  }
+  return steps;
+}
+
+// A run killed before its first checkpoint starts its logs afresh when run again; one killed
+// after a checkpoint keeps the logs up to it. Either way each step is logged once.
+TEST(RunCli, ARestartLogsEveryStepOnceInMetricsAndTensorBoard) {
+  test::TempDir temp;
+  const std::vector<int64_t> all_steps = {1, 2, 3, 4, 5, 6};
+  for (const int64_t every : {100, 2}) {
+    SCOPED_TRACE("checkpoint.every_steps " + std::to_string(every));
+    const fs::path recipe = write_recipe(temp.path(), /*steps=*/6, every, /*tensorboard=*/true);
+    const fs::path whole = temp.path() / ("whole-" + std::to_string(every)), out = temp.path() / ("killed-" + std::to_string(every));
+    auto result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + whole.string()});
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    ASSERT_EQ(tensorboard_steps(whole), all_steps);
+    test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
+    wait_until([&] { return line_count(out / "metrics.jsonl") >= 3; });
+    ::kill(run.pid(), SIGKILL);
+    ASSERT_EQ(run.finish().exit_code, 128 + SIGKILL);
+    EXPECT_EQ(list_checkpoints(out.string()).empty(), every == 100);
+    result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_EQ(metrics(out), metrics(whole));
+    EXPECT_EQ(tensorboard_steps(out), all_steps);
+  }
 }
 
 }  // namespace

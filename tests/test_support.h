@@ -20,6 +20,27 @@ CommandResult run_retort(const std::vector<std::string>& args, const std::string
 // Runs any program with arguments (no shell), capturing stdout and stderr.
 CommandResult run_program(const std::vector<std::string>& argv, const std::string& input = "");
 
+// A program started in the background with its output captured (no shell), with the default
+// handling of every signal and none blocked, whatever the test process does with them.
+class Started {
+ public:
+  explicit Started(const std::vector<std::string>& argv, const std::string& input = "");
+  ~Started();  // kills and reaps the process if finish() was not called
+  Started(const Started&) = delete;
+  Started& operator=(const Started&) = delete;
+  int pid() const { return pid_; }
+  std::string err_so_far() const;  // what it wrote to stderr until now
+  CommandResult finish();          // waits for it to end
+
+ private:
+  std::filesystem::path capture_;
+  int pid_ = -1;
+  bool finished_ = false;
+};
+
+// `retort ARGS` started in the background.
+Started start_retort(const std::vector<std::string>& args);
+
 // Runs tests/reference/SCRIPT with the test venv's Python.
 CommandResult run_reference_script(const std::string& script, const std::vector<std::string>& args);
 

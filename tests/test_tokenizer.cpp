@@ -56,7 +56,7 @@ std::string show(const std::vector<TokenId>& ids) {
 
 // Compares every corpus document; reports the count and the first mismatch with its text.
 void expect_corpus_parity(const Tokenizer& tokenizer, const std::string& ref_name, bool add_special,
-                          bool check_round_trip) {
+                          bool check_round_trip, ControlTokens controls = ControlTokens::kParse) {
   const auto expected = reference_ids(ref_name);
   ASSERT_EQ(expected.size(), corpus().size());
   // Round trips are required where the reference itself round-trips (all, unless it says).
@@ -68,7 +68,7 @@ void expect_corpus_parity(const Tokenizer& tokenizer, const std::string& ref_nam
   double seconds = 0;
   for (size_t i = 0; i < corpus().size(); ++i) {
     const auto start = std::chrono::steady_clock::now();
-    const auto ids = tokenizer.encode(corpus()[i], add_special);
+    const auto ids = tokenizer.encode(corpus()[i], add_special, ControlTokenFilter{controls, {}});
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     bytes += corpus()[i].size();
     if (ids != expected[i] && mismatches++ == 0) {
@@ -135,6 +135,49 @@ TEST(TokenizerSentencePiece, CorpusMatchesSentencePiece) {
     const auto tokenizer = load_tokenizer(path.get<std::string>());
     expect_corpus_parity(*tokenizer, "spm-" + name, true, false);
   }
+}
+
+// Control-token strings read as text (ControlTokens::kLiteral): llama.cpp's special=false for GGUF
+// vocabularies, HF tokenizers' encode_special_tokens for tokenizer.json (and llama.cpp's ids for
+// the GGUF it was converted from), SentencePiece itself for .model files, llama.cpp's Llama 3 for
+// tiktoken. The literal ids hold no control token, and each document holding a control-token
+// string is exactly one whose parse and literal ids differ.
+TEST(TokenizerLiteral, ControlStringsAsTextMatchLlamaCppSpecialFalseInEveryFamily) {
+  size_t families = 0, holding = 0;
+  for (const auto& [name, path] : manifest().at("gguf").items()) {
+    SCOPED_TRACE("gguf " + name);
+    const auto tokenizer = load_tokenizer(path.get<std::string>());
+    expect_corpus_parity(*tokenizer, "gguf-" + name + "-literal", false, false, ControlTokens::kLiteral);
+    size_t differing = 0, holding_here = 0;
+    for (const std::string& doc : corpus()) {
+      const bool holds = !tokenizer->find_control_strings(doc).empty();
+      const auto literal = tokenizer->encode(doc, false, ControlTokenFilter{ControlTokens::kLiteral, {}});
+      holding_here += holds;
+      differing += literal != tokenizer->encode(doc, false);
+      if (!holds) {
+        EXPECT_EQ(literal, tokenizer->encode(doc, false)) << doc.substr(0, 80);
+      }
+    }
+    EXPECT_LE(differing, holding_here);
+    holding += holding_here;
+    ++families;
+  }
+  for (const auto& [name, dir] : manifest().at("json").items()) {
+    SCOPED_TRACE("json " + name);
+    const auto tokenizer = load_tokenizer((test::fixture_dir("tokenizer") / dir.get<std::string>()).string());
+    expect_corpus_parity(*tokenizer, "json-" + name + "-literal", true, false, ControlTokens::kLiteral);
+    ++families;
+  }
+  for (const auto& [name, path] : manifest().at("spm").items()) {
+    SCOPED_TRACE("spm " + name);
+    const auto tokenizer = load_tokenizer(path.get<std::string>());
+    expect_corpus_parity(*tokenizer, "spm-" + name + "-literal", true, false, ControlTokens::kLiteral);
+    ++families;
+  }
+  const auto tiktoken = load_tokenizer(manifest().at("tiktoken").get<std::string>());
+  expect_corpus_parity(*tiktoken, "gguf-llama-bpe-literal", false, false, ControlTokens::kLiteral);
+  EXPECT_GE(families, 20u);
+  EXPECT_GT(holding, 100u) << "the corpus has control-token strings of most vocabularies";
 }
 
 // Meta's tiktoken file and llama.cpp's Llama 3 GGUF vocabulary are the same tokenizer.

@@ -3,6 +3,8 @@
 // tokens, only adapter parameters changing under LoRA; learning-rate schedules.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/autograd.h>
@@ -202,6 +204,58 @@ TEST(Training, ResumeFromACheckpointContinuesExactly) {
   ASSERT_EQ(kept.size(), 2u);
   EXPECT_NE(kept.back().find("checkpoint-000010"), std::string::npos);
   EXPECT_NE(kept.front().find("checkpoint-000009"), std::string::npos);
+}
+
+// A stop request (what SIGINT/SIGTERM/SIGUSR1 become) polled between micro-batches: a step whose
+// optimizer update has not begun is abandoned, its data position put back, and the run ends with a
+// checkpoint of its last completed step, from which a resumed run continues bit for bit.
+TEST(Training, AStopRequestCheckpointsTheLastStepAndResumesExactly) {
+  struct Outcome {
+    std::map<std::string, at::Tensor> weights;
+    int64_t steps;
+    std::string reason;
+  };
+  const auto batches = fixture_batches();
+  ASSERT_GE(batches.size(), 4u);
+  auto run = [&](const std::string& dir, int stop_at_poll) {
+    const LoadedModel loaded = load_model((test::fixture_dir("training") / "base").string());
+    load_peft_adapter(*loaded.model, (test::fixture_dir("training") / "lora_init").string());
+    SftStep step(*loaded.model);
+    VectorSource data(batches);
+    TrainerOptions options = fixture_options();
+    options.gradient_accumulation = 2;  // polls: before each step and between its two micro-batches
+    options.max_steps = static_cast<int64_t>(batches.size()) / 2;
+    options.checkpoint = {dir, /*every_steps=*/100, /*keep_last=*/2, /*resume=*/true, "name: test\n"};
+    int polls = 0;
+    if (stop_at_poll > 0) options.stop_requested = [&] { return ++polls >= stop_at_poll ? SIGTERM : 0; };
+    Trainer trainer(step, data, options);
+    trainer.run();
+    Outcome out{{}, trainer.completed_steps(), trainer.stop_reason()};
+    for (auto& [name, tensor] : step.named_trainable_parameters()) out.weights[name] = tensor.clone();
+    return out;
+  };
+  test::TempDir straight;
+  const Outcome expected = run(straight.path().string(), 0);
+  // Poll 3: before step 2 begins. Poll 4: between step 2's micro-batches (the step is abandoned).
+  for (const auto& [poll, steps] : {std::pair{3, 1}, std::pair{4, 1}}) {
+    test::TempDir stopped;
+    const Outcome first = run(stopped.path().string(), poll);
+    EXPECT_EQ(first.steps, steps) << "poll " << poll;
+    EXPECT_EQ(first.reason, "SIGTERM");
+    const auto saved = list_checkpoints(stopped.path().string());
+    ASSERT_EQ(saved.size(), 1u) << "poll " << poll;
+    EXPECT_NE(saved.back().find("checkpoint-00000" + std::to_string(steps)), std::string::npos) << saved.back();
+    const std::string metrics = read_text_file((stopped.path() / "metrics.jsonl").string());
+    EXPECT_NE(metrics.find("{\"after_step\":" + std::to_string(steps) + ",\"stopped\":\"SIGTERM\"}"),
+              std::string::npos) << metrics;
+    const Outcome resumed = run(stopped.path().string(), 0);
+    EXPECT_EQ(resumed.steps, expected.steps);
+    for (const auto& [name, tensor] : expected.weights) {
+      EXPECT_TRUE(at::equal(tensor, resumed.weights.at(name))) << "poll " << poll << ": not bitwise equal: " << name;
+    }
+    // One line per step, the note of the stop gone with the steps after its checkpoint.
+    EXPECT_EQ(read_text_file((stopped.path() / "metrics.jsonl").string()).find("stopped"), std::string::npos);
+  }
 }
 
 TEST(Schedules, WarmupThenDecayAsTransformersDefinesThem) {

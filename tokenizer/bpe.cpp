@@ -114,18 +114,29 @@ BpeTokenizer::BpeTokenizer(BpeSpec spec) : spec_(std::move(spec)) {
       });
     }
   }
+  std::vector<std::string> controls;
+  for (const AddedToken& token : spec_.added) {
+    if (token.control) controls.push_back(token.content);
+  }
+  set_control_strings(controls);
 }
 
 // Splits `text` into added tokens and the text between them: leftmost match first, the
 // longest token at that position (HF's aho-corasick LeftmostLongest), with lstrip/rstrip
 // swallowing the neighbouring whitespace.
-void BpeTokenizer::split_added(std::string_view text, bool normalized_pass, std::vector<Segment>& out) const {
+// Control tokens match only where `controls` allows (a place in the normalised pass never is one).
+void BpeTokenizer::split_added(std::string_view text, bool normalized_pass, const ControlTokenFilter& controls,
+                               std::vector<Segment>& out) const {
   const auto& table = normalized_pass ? added_norm_ : added_raw_;
+  const bool all_controls = controls.mode == ControlTokens::kParse;
   size_t start = 0, i = 0;
   while (i < text.size()) {
     const AddedToken* found = nullptr;
     for (const AddedToken* token : table[static_cast<unsigned char>(text[i])]) {
       if (text.compare(i, token->content.size(), token->content) != 0) continue;
+      if (token->control && !all_controls && (normalized_pass || !controls.allows(i, i + token->content.size()))) {
+        continue;
+      }
       if (token->single_word) {
         const size_t end = i + token->content.size();
         if ((i > 0 && is_word_byte(text[i - 1])) || (end < text.size() && is_word_byte(text[end]))) continue;
@@ -147,9 +158,11 @@ void BpeTokenizer::split_added(std::string_view text, bool normalized_pass, std:
   if (start < text.size()) out.push_back({text.substr(start), -1});
 }
 
-std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_special_tokens,
+                                          const ControlTokenFilter& controls) const {
   std::string repaired;
   if (!is_valid_utf8(text)) {
+    if (!controls.at.empty()) throw internal_error("control-token places given for text that is not valid UTF-8");
     repaired = utf8_lossy(text);
     text = repaired;
   }
@@ -157,7 +170,7 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_specia
   out.reserve(text.size() / 3 + 4);
   if (add_special_tokens) out.insert(out.end(), spec_.prefix.begin(), spec_.prefix.end());
   std::vector<Segment> raw;
-  split_added(text, false, raw);
+  split_added(text, false, controls, raw);
   std::deque<std::string> normalized;  // owns NFC text the segments point into
   std::vector<Segment> inner;
   for (const Segment& segment : raw) {
@@ -172,7 +185,7 @@ std::vector<TokenId> BpeTokenizer::encode(std::string_view text, bool add_specia
       continue;
     }
     inner.clear();
-    split_added(piece, true, inner);
+    split_added(piece, true, controls, inner);
     for (const Segment& s : inner) {
       if (s.id >= 0) out.push_back(s.id);
       else encode_text(s.text, out);

@@ -30,6 +30,9 @@ struct AddedToken {
   bool special = false;
   bool lstrip = false, rstrip = false, single_word = false;
   bool normalized = false;  // matched after normalisation instead of on the raw text
+  // A control token: its string in a text is read as ordinary text under ControlTokens::kLiteral
+  // (HF: special; llama.cpp: CONTROL or UNKNOWN). Other added tokens are always matched.
+  bool control = false;
 };
 
 struct BpeSpec {
@@ -52,7 +55,9 @@ class BpeTokenizer final : public Tokenizer {
   explicit BpeTokenizer(BpeSpec spec);
   ~BpeTokenizer() override;
 
-  std::vector<TokenId> encode(std::string_view text, bool add_special_tokens) const override;
+  using Tokenizer::encode;
+  std::vector<TokenId> encode(std::string_view text, bool add_special_tokens,
+                              const ControlTokenFilter& controls) const override;
   std::string decode_bytes(std::span<const TokenId> ids, bool skip_special_tokens) const override;
   std::optional<TokenId> token_to_id(std::string_view token) const override;
   std::string id_to_token(TokenId id) const override;
@@ -65,7 +70,8 @@ class BpeTokenizer final : public Tokenizer {
     std::string_view text;  // when id < 0
     TokenId id = -1;
   };
-  void split_added(std::string_view text, bool normalized_pass, std::vector<Segment>& out) const;
+  void split_added(std::string_view text, bool normalized_pass, const ControlTokenFilter& controls,
+                   std::vector<Segment>& out) const;
   void encode_text(std::string_view text, std::vector<TokenId>& out) const;
   void pre_tokenize(std::string_view text, std::vector<std::string_view>& words) const;
   void encode_word(std::string_view word_bytes, std::vector<TokenId>& out) const;

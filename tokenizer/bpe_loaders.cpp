@@ -174,6 +174,7 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& path) {
                        added.value("special", false),         added.value("lstrip", false),
                        added.value("rstrip", false),          added.value("single_word", false),
                        added.value("normalized", false)};
+      token.control = token.special;
       ids[token.content] = token.id;
       spec.added.push_back(token);
     }
@@ -318,7 +319,9 @@ std::unique_ptr<Tokenizer> load_tiktoken(const std::string& path) {
   for (const std::string& name : llama3_special_tokens()) {
     const auto id = static_cast<TokenId>(spec.vocab.size());
     spec.vocab.push_back(name);
-    spec.added.push_back({name, id, true});
+    AddedToken token{name, id, true};
+    token.control = true;
+    spec.added.push_back(token);
     ids.emplace(name, id);
   }
   spec.special.assign(spec.vocab.size(), false);

@@ -10,7 +10,7 @@
 
 namespace retort::tok {
 
-std::string spm_model_proto_from_gguf(const GgufFile& gguf) {
+std::string spm_model_proto_from_gguf(const GgufFile& gguf, bool literal) {
   const std::vector<std::string>& tokens = gguf.get_string_array("tokenizer.ggml.tokens");
   const auto scores = gguf.find_f32_array("tokenizer.ggml.scores");
   const auto types = gguf.find_i32_array("tokenizer.ggml.token_type");
@@ -44,6 +44,8 @@ std::string spm_model_proto_from_gguf(const GgufFile& gguf) {
       type = 2;
     } else if (type == 2) {
       type = 5;
+    } else if (literal && type == 4 && control_looking_tokens().count(tokens[id])) {
+      type = 3;
     }
     if (type == 6) ++byte_pieces;
     ProtoWriter piece;
@@ -81,7 +83,9 @@ std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
   // llama.cpp matches control, user-defined and unknown tokens in the text (parse_special) and
   // gives Phi-3's RSTRIP (whitespace after them dropped), except <unk>, <s>, <|endoftext|>
   // (llama-vocab.cpp: cache_special_tokens, attributes by architecture).
-  std::vector<std::string> split, rstrip;
+  // CONTROL and UNKNOWN ones (and llama.cpp's control-looking names) are read as text when
+  // parse_special is off; user-defined ones are always split out.
+  std::vector<std::string> split, rstrip, control;
   const std::string arch = gguf.find_string("general.architecture").value_or("");
   const bool phi3 = arch == "phi3" || arch == "phi-3";
   for (size_t id = 0; id < tokens.size(); ++id) {
@@ -89,9 +93,10 @@ std::unique_ptr<Tokenizer> load_gguf_spm(const GgufFile& gguf) {
     if (type != 2 && type != 3 && type != 4) continue;
     const std::string& token = tokens[id];
     split.push_back(token);
+    if (type == 2 || type == 3 || control_looking_tokens().count(token)) control.push_back(token);
     if (phi3 && token != "<unk>" && token != "<s>" && token != "<|endoftext|>") rstrip.push_back(token);
   }
-  return load_sentencepiece_proto(proto, gguf.path(), split, rstrip);
+  return load_sentencepiece_proto(proto, gguf.path(), split, rstrip, control, spm_model_proto_from_gguf(gguf, true));
 }
 
 }  // namespace retort::tok

@@ -25,13 +25,6 @@ constexpr const char* kQwen35 =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr const char* kCjk = "[一-龥ࠀ-一가-퟿]+";
 
-// Token texts llama.cpp recognises as end-of-generation / FIM / pad markers and forces to
-// CONTROL whatever their stored type (llama_vocab::impl::load, "control-looking token").
-const std::unordered_set<std::string>& control_looking_tokens() {
-  static const std::unordered_set<std::string> names = {"</s>","<EOT>","<MID>","<PAD>","<PRE>","<REPO>","<SUF>","<end_of_turn>","<end_of_utterance>","<eos>","<fim-middle>","<fim-pad>","<fim-prefix>","<fim-repo>","<fim-suffix>","<fim_middle>","<fim_pad>","<fim_prefix>","<fim_suffix>","<reponame>","<turn|>","<|calls|>","<|call|>","<|channel|>","<|code_middle|>","<|code_prefix|>","<|code_suffix|>","<|constrain|>","<|end_of_text|>","<|endoftext|>","<|end|>","<|eom_id|>","<|eot_id|>","<|file_sep|>","<|fim_middle|>","<|fim_pad|>","<|fim_prefix|>","<|fim_repo|>","<|fim_suffix|>","<|flush|>","<|im_end|>","<|message|>","<|middle|>","<|prefix|>","<|repo_name|>","<|return|>","<|start|>","<|suffix|>","<|tool_response>","<｜end▁of▁sentence｜>","<｜fim▁begin｜>","<｜fim▁end｜>","<｜fim▁hole｜>","[EOS]","[EOT]","[PAD]","_<EOT>","▁<MID>","▁<PRE>","▁<SUF>"};
-  return names;
-}
-
 struct PreTokenizer {
   std::vector<std::string> names;
   std::vector<std::string> regexes;
@@ -80,6 +73,13 @@ std::optional<TokenId> find_id(const GgufFile& gguf, const char* key, size_t n) 
 
 }  // namespace
 
+// Token texts llama.cpp recognises as end-of-generation / FIM / pad markers and forces to
+// CONTROL whatever their stored type (llama_vocab::impl::load, "control-looking token").
+const std::unordered_set<std::string>& control_looking_tokens() {
+  static const std::unordered_set<std::string> names = {"</s>","<EOT>","<MID>","<PAD>","<PRE>","<REPO>","<SUF>","<end_of_turn>","<end_of_utterance>","<eos>","<fim-middle>","<fim-pad>","<fim-prefix>","<fim-repo>","<fim-suffix>","<fim_middle>","<fim_pad>","<fim_prefix>","<fim_suffix>","<reponame>","<turn|>","<|calls|>","<|call|>","<|channel|>","<|code_middle|>","<|code_prefix|>","<|code_suffix|>","<|constrain|>","<|end_of_text|>","<|endoftext|>","<|end|>","<|eom_id|>","<|eot_id|>","<|file_sep|>","<|fim_middle|>","<|fim_pad|>","<|fim_prefix|>","<|fim_repo|>","<|fim_suffix|>","<|flush|>","<|im_end|>","<|message|>","<|middle|>","<|prefix|>","<|repo_name|>","<|return|>","<|start|>","<|suffix|>","<|tool_response>","<｜end▁of▁sentence｜>","<｜fim▁begin｜>","<｜fim▁end｜>","<｜fim▁hole｜>","[EOS]","[EOT]","[PAD]","_<EOT>","▁<MID>","▁<PRE>","▁<SUF>"};
+  return names;
+}
+
 std::unique_ptr<Tokenizer> load_gguf_bpe(const GgufFile& gguf) {
   const std::string& path = gguf.path();
   BpeSpec spec;
@@ -113,7 +113,9 @@ std::unique_ptr<Tokenizer> load_gguf_bpe(const GgufFile& gguf) {
   for (size_t id = 0; id < n; ++id) {
     const int32_t type = control_looking_tokens().count(spec.vocab[id]) ? kTypeControl : types[id];
     if (type != kTypeControl && type != kTypeUserDefined && type != kTypeUnknown) continue;
-    spec.added.push_back({spec.vocab[id], static_cast<TokenId>(id), type == kTypeControl});
+    AddedToken token{spec.vocab[id], static_cast<TokenId>(id), type == kTypeControl};
+    token.control = type == kTypeControl || type == kTypeUnknown;  // llama.cpp's parse_special=false skips both
+    spec.added.push_back(token);
     spec.special[id] = type == kTypeControl;
     spec.raw_decode[id] = true;
   }

@@ -42,8 +42,13 @@ class SentencePieceTokenizer final : public Tokenizer {
     dummy_prefix_ = !probe.empty() && probe[0].rfind(kSpace, 0) == 0;
   }
 
-  std::vector<TokenId> encode(std::string_view text, bool add_special_tokens) const override {
+  using Tokenizer::encode;
+  std::vector<TokenId> encode(std::string_view text, bool add_special_tokens,
+                              const ControlTokenFilter& controls) const override {
     const std::string valid = utf8_lossy(text);
+    if (!controls.at.empty() && valid != text) {
+      throw internal_error("control-token places given for text that is not valid UTF-8");
+    }
     std::vector<TokenId> out;
     if (add_special_tokens && special_.bos) out.push_back(*special_.bos);
     // Split out special-token strings (longest match at the earliest position); every
@@ -51,14 +56,22 @@ class SentencePieceTokenizer final : public Tokenizer {
     size_t start = 0;
     // Each special string's next occurrence, searched again only once the cursor passes it
     // (vocabularies such as Mistral v3 have hundreds of control tokens).
+    // A control string where `controls` does not allow it is text: its next occurrence is looked for.
+    auto next_allowed = [&](const SplitToken& token, size_t from) {
+      size_t at = valid.find(token.piece, from);
+      while (at != std::string::npos && token.control && !controls.allows(at, at + token.piece.size())) {
+        at = valid.find(token.piece, at + 1);
+      }
+      return at;
+    };
     std::vector<size_t> next_at;
-    for (const auto& [piece, id] : special_strings_) next_at.push_back(valid.find(piece));
+    for (const SplitToken& token : special_strings_) next_at.push_back(next_allowed(token, 0));
     while (start < valid.size()) {
       size_t best_at = std::string::npos, best_len = 0;
       TokenId best_id = -1;
       for (size_t k = 0; k < special_strings_.size(); ++k) {
-        const auto& [piece, id] = special_strings_[k];
-        if (next_at[k] != std::string::npos && next_at[k] < start) next_at[k] = valid.find(piece, start);
+        const auto& [piece, id, control] = special_strings_[k];
+        if (next_at[k] != std::string::npos && next_at[k] < start) next_at[k] = next_allowed(special_strings_[k], start);
         const size_t at = next_at[k];
         if (at < best_at || (at == best_at && at != std::string::npos && piece.size() > best_len)) {
           best_at = at;
@@ -67,7 +80,9 @@ class SentencePieceTokenizer final : public Tokenizer {
         }
       }
       const size_t end = best_at == std::string::npos ? valid.size() : best_at;
-      if (end > start) encode_fragment(std::string_view(valid).substr(start, end - start), out);
+      if (end > start) {
+        encode_fragment(std::string_view(valid).substr(start, end - start), controls.mode == ControlTokens::kLiteral, out);
+      }
       if (best_at == std::string::npos) break;
       out.push_back(best_id);
       start = best_at + best_len;
@@ -78,18 +93,31 @@ class SentencePieceTokenizer final : public Tokenizer {
     return out;
   }
 
-  void set_split_tokens(const std::vector<std::string>& split, const std::vector<std::string>& rstrip) {
+  void set_split_tokens(const std::vector<std::string>& split, const std::vector<std::string>& rstrip,
+                        const std::set<std::string>& controls) {
+    std::vector<std::string> control_strings;
     for (const std::string& token : split) {
-      if (const auto id = token_to_id(token); id && !token.empty()) special_strings_.emplace_back(token, *id);
+      const auto id = token_to_id(token);
+      if (!id || token.empty()) continue;
+      special_strings_.push_back({token, *id, controls.count(token) > 0});
+      if (special_strings_.back().control) control_strings.push_back(token);
     }
     for (const std::string& token : rstrip) {
       if (const auto id = token_to_id(token)) rstrip_ids_.insert(*id);
     }
+    set_control_strings(control_strings);
   }
 
-  void encode_fragment(std::string_view fragment, std::vector<TokenId>& out) const {
+  void set_literal_model(const std::string& proto) {
+    literal_processor_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    const auto status = literal_processor_->LoadFromSerializedProto(proto);
+    if (!status.ok()) throw internal_error("the literal-mode SentencePiece model does not load: " + status.ToString()).file(path_);
+  }
+
+  void encode_fragment(std::string_view fragment, bool literal, std::vector<TokenId>& out) const {
     std::vector<int> ids;
-    const auto status = processor_.Encode(std::string(fragment), &ids);
+    const auto& processor = literal && literal_processor_ ? *literal_processor_ : processor_;
+    const auto status = processor.Encode(std::string(fragment), &ids);
     if (!status.ok()) throw internal_error("SentencePiece encode failed: " + status.ToString()).file(path_);
     out.insert(out.end(), ids.begin(), ids.end());
   }
@@ -156,9 +184,17 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   std::string path_;
   sentencepiece::SentencePieceProcessor processor_;
+  // ControlTokens::kLiteral: the same model with llama.cpp's control-looking user-defined pieces
+  // typed CONTROL (null when that changes nothing).
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> literal_processor_;
   std::vector<std::string> pieces_;
   bool dummy_prefix_ = true;
-  std::vector<std::pair<std::string, TokenId>> special_strings_;
+  struct SplitToken {
+    std::string piece;
+    TokenId id;
+    bool control;  // read as text under ControlTokens::kLiteral
+  };
+  std::vector<SplitToken> special_strings_;
   std::set<TokenId> rstrip_ids_;
 };
 
@@ -177,15 +213,19 @@ std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& path) {
     const auto token = static_cast<TokenId>(id);
     if (tokenizer->is_special(token) || token == tokenizer->special_ids().unk) controls.push_back(tokenizer->id_to_token(token));
   }
-  tokenizer->set_split_tokens(controls, {});
+  tokenizer->set_split_tokens(controls, {}, std::set<std::string>(controls.begin(), controls.end()));
   return tokenizer;
 }
 
 std::unique_ptr<Tokenizer> load_sentencepiece_proto(const std::string& proto, const std::string& source,
                                                     const std::vector<std::string>& split_tokens,
-                                                    const std::vector<std::string>& rstrip_tokens) {
+                                                    const std::vector<std::string>& rstrip_tokens,
+                                                    const std::vector<std::string>& control_tokens,
+                                                    const std::string& literal_proto) {
   auto tokenizer = std::make_unique<SentencePieceTokenizer>(source, proto);
-  tokenizer->set_split_tokens(split_tokens, rstrip_tokens);
+  if (!literal_proto.empty() && literal_proto != proto) tokenizer->set_literal_model(literal_proto);
+  tokenizer->set_split_tokens(split_tokens, rstrip_tokens,
+                              std::set<std::string>(control_tokens.begin(), control_tokens.end()));
   return tokenizer;
 }
 

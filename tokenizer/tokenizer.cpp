@@ -2,6 +2,7 @@
 // gets (formats.md §6: tokenizer.json, SentencePiece or tiktoken tokenizer.model, GGUF).
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -184,6 +185,43 @@ std::vector<std::pair<size_t, size_t>> token_byte_spans(const Tokenizer& tokeniz
     cursor = start + *length;
   }
   return spans;
+}
+
+bool ControlTokenFilter::allows(size_t begin, size_t end) const {
+  if (mode == ControlTokens::kParse) return true;
+  const auto place = std::lower_bound(at.begin(), at.end(), std::pair<size_t, size_t>{begin, 0});
+  return place != at.end() && place->first == begin && place->second == end;
+}
+
+void Tokenizer::set_control_strings(const std::vector<std::string>& strings) {
+  control_by_first_byte_.assign(256, {});
+  for (const std::string& text : strings) {
+    if (!text.empty()) control_by_first_byte_[static_cast<unsigned char>(text[0])].push_back(text);
+  }
+  for (auto& list : control_by_first_byte_) {
+    std::stable_sort(list.begin(), list.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  }
+}
+
+std::vector<std::pair<size_t, size_t>> Tokenizer::find_control_strings(std::string_view text) const {
+  std::vector<std::pair<size_t, size_t>> out;
+  if (control_by_first_byte_.empty()) return out;
+  for (size_t i = 0; i < text.size();) {
+    size_t length = 0;
+    for (const std::string& control : control_by_first_byte_[static_cast<unsigned char>(text[i])]) {
+      if (text.compare(i, control.size(), control) == 0) {
+        length = control.size();
+        break;
+      }
+    }
+    if (length == 0) {
+      ++i;
+      continue;
+    }
+    out.emplace_back(i, i + length);
+    i += length;
+  }
+  return out;
 }
 
 }  // namespace retort

@@ -20,15 +20,41 @@ struct SpecialTokenIds {
   std::optional<TokenId> bos, eos, pad, eot, unk;
 };
 
+// How control-token strings inside a text ("<|im_end|>", "[INST]", "<|eot_id|>") are read: as
+// their control tokens (kParse: HF tokenizers' default, llama.cpp's parse_special) or as ordinary
+// text (kLiteral: llama.cpp's parse_special=false, HF's encode_special_tokens). Control tokens are
+// HF's special added tokens, all of tiktoken's, llama.cpp's CONTROL and UNKNOWN tokens and
+// SentencePiece's control pieces; other added tokens (user-defined ones) are matched either way.
+enum class ControlTokens { kParse, kLiteral };
+
+// Where control-token strings are read as control tokens: everywhere (kParse), or with kLiteral
+// only where a match spans exactly one of `at` (byte ranges of the text: where a chat template
+// wrote its own control tokens), nowhere when `at` is empty.
+struct ControlTokenFilter {
+  ControlTokens mode = ControlTokens::kParse;
+  std::span<const std::pair<size_t, size_t>> at;  // sorted by begin
+  bool allows(size_t begin, size_t end) const;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  // Text -> ids. Special-token strings inside `text` (e.g. "<|eot_id|>") are recognised as
+  // Text -> ids. Control-token strings inside `text` (e.g. "<|eot_id|>") are recognised as
   // their ids, as HF tokenizers does; add_special_tokens adds BOS/EOS the way the
   // tokenizer's own configuration does. Invalid UTF-8 is first replaced by U+FFFD (as
   // Python's errors="replace" does before HF sees the text); it never throws.
-  virtual std::vector<TokenId> encode(std::string_view text, bool add_special_tokens = true) const = 0;
+  std::vector<TokenId> encode(std::string_view text, bool add_special_tokens = true) const {
+    return encode(text, add_special_tokens, ControlTokenFilter{});
+  }
+  // The same, reading control-token strings as `controls` says. With kLiteral and places in
+  // `controls.at`, the text must be valid UTF-8 (the places are byte offsets into it).
+  virtual std::vector<TokenId> encode(std::string_view text, bool add_special_tokens,
+                                      const ControlTokenFilter& controls) const = 0;
+
+  // Where `text` holds control-token strings of this vocabulary: [begin, end) byte ranges,
+  // leftmost first, the longest at each place, not overlapping.
+  std::vector<std::pair<size_t, size_t>> find_control_strings(std::string_view text) const;
 
   // Ids -> text; invalid UTF-8 from byte tokens becomes U+FFFD (from_utf8_lossy rules).
   std::string decode(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
@@ -58,7 +84,13 @@ class Tokenizer {
   std::optional<TokenId> eot_id() const { return special_.eot; }
 
  protected:
+  // The control tokens' strings, for find_control_strings (set once by the loader).
+  void set_control_strings(const std::vector<std::string>& strings);
+
   SpecialTokenIds special_;
+
+ private:
+  std::vector<std::vector<std::string>> control_by_first_byte_;  // longest first
 };
 
 // Where each token of `ids` (the encoding of `text`) came from: [begin, end) byte ranges of

@@ -16,6 +16,7 @@
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/safetensors.h"
+#include "train/tensorboard.h"
 #include "train/trainer.h"
 
 namespace retort {
@@ -107,17 +108,31 @@ bool Trainer::resume_from_latest() {
   saved_step_ = step_count_;
   loss_scale_ = trainer.value("loss_scale", loss_scale_);
   good_steps_ = trainer.value("good_steps", int64_t{0});
-  // metrics.jsonl keeps exactly the steps this checkpoint has seen.
-  const fs::path metrics = fs::path(options_.checkpoint.directory) / "metrics.jsonl";
+  return true;
+}
+
+void Trainer::cut_logs_back(int64_t last_step) const {
+  const fs::path directory = options_.checkpoint.directory;
+  const fs::path metrics = directory / "metrics.jsonl";
   if (fs::exists(metrics)) {
     std::ifstream in(metrics);
     std::string kept, line;
     while (std::getline(in, line)) {
-      if (!line.empty() && nlohmann::json::parse(line)["step"].get<int64_t>() <= step_count_) kept += line + "\n";
+      // A torn last line (killed mid-append) or the note of why a run stopped has no step to keep.
+      const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (record.is_object() && record.contains("step") && record["step"].is_number_integer() &&
+          record["step"].get<int64_t>() <= last_step) {
+        kept += line + "\n";
+      }
     }
-    write_file_atomic(metrics.string(), kept);
+    in.close();
+    if (kept.empty()) {
+      fs::remove(metrics);
+    } else {
+      write_file_atomic(metrics.string(), kept);
+    }
   }
-  return true;
+  cut_tensorboard_events((directory / "tensorboard").string(), last_step);
 }
 
 }  // namespace retort

@@ -1,6 +1,8 @@
 // Device report shared by the CUDA and CPU-only builds.
 #include "train/device_info.h"
 
+#include "generated/retort_build_config.h"
+
 #include <cstdio>
 
 namespace retort {
@@ -19,8 +21,20 @@ std::string describe_cuda(const DeviceReport& report) {
     out += gpu.name + ", sm_" + std::to_string(gpu.compute_major) +
            std::to_string(gpu.compute_minor) + ", " + memory;
   }
-  out += report.built_with_cuda_kernels ? ")" : "; Retort kernels not compiled)";
+  out += ")";
   return out;
+}
+
+std::string describe_build(const DeviceReport& report) {
+  std::string out = "own CUDA kernels: ";
+  out += report.built_with_cuda_kernels ? "yes" : "no (built without nvcc; LibTorch's CUDA kernels still run)";
+  out += "; NCCL: ";
+  out += !report.nccl_version.empty() ? "yes (" + report.nccl_version + ")" : "no";
+  return out;
+}
+
+bool cuda_kernels_built() {
+  return RETORT_CUDA_KERNELS != 0;
 }
 
 }  // namespace retort

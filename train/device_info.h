@@ -19,8 +19,9 @@ struct GpuInfo {
 };
 
 struct DeviceReport {
-  bool built_with_cuda_kernels = false;  // RETORT_CUDA: Retort's own .cu files compiled in
+  bool built_with_cuda_kernels = false;  // RETORT_CUDA: Retort's own .cu files compiled in (nvcc)
   bool libtorch_has_cuda = false;         // LibTorch was built with CUDA
+  std::string nccl_version;               // c10d's NCCL process group compiled in: NCCL's version; else ""
   std::vector<GpuInfo> gpus;              // empty when no usable GPU
   bool cuda_usable() const { return !gpus.empty(); }
 };
@@ -35,5 +36,11 @@ std::optional<int64_t> peak_gpu_memory_bytes(int index);
 
 // One line for humans, e.g. "yes (1 GPU: NVIDIA H100 80GB HBM3, sm_90, 79.1 GiB)".
 std::string describe_cuda(const DeviceReport& report);
+
+// What this binary was built with, e.g. "own CUDA kernels: no (built without nvcc); NCCL: yes (2.27.7)".
+std::string describe_build(const DeviceReport& report);
+
+// Whether this build compiled Retort's .cu files (RETORT_CUDA).
+bool cuda_kernels_built();
 
 }  // namespace retort

@@ -1,4 +1,4 @@
-// Device query for builds without Retort's CUDA kernels: asks LibTorch only.
+// Device query where LibTorch is not a CUDA build (no CUDA runtime headers): asks LibTorch only.
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include "train/device_info.h"
@@ -7,6 +7,7 @@ namespace retort {
 
 DeviceReport query_devices() {
   DeviceReport report;
+  report.built_with_cuda_kernels = cuda_kernels_built();
   report.libtorch_has_cuda = at::detail::getCUDAHooks().isBuilt();
   const int count = report.libtorch_has_cuda ? at::detail::getCUDAHooks().getNumGPUs() : 0;
   for (int index = 0; index < count; ++index) {
@@ -18,6 +19,6 @@ DeviceReport query_devices() {
   return report;
 }
 
-std::optional<int64_t> peak_gpu_memory_bytes(int) { return std::nullopt; }  // no CUDA kernels built: not measured
+std::optional<int64_t> peak_gpu_memory_bytes(int) { return std::nullopt; }  // no CUDA runtime: not measured
 
 }  // namespace retort

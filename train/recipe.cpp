@@ -42,6 +42,8 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("pad_to_multiple", r.data.pad_to_multiple, "pad batch width up to a multiple of this");
     s.choice("train_on", r.data.train_on, {"assistant", "last_assistant", "all"}, "which tokens carry loss");
     s.choice("on_bad_example", r.data.on_bad_example, {"error", "skip"}, "malformed lines");
+    s.choice("control_tokens_in_content", r.data.control_tokens_in_content, {"literal", "parse", "skip"},
+             "control-token strings in message text: read as text, as control tokens, or drop the example");
     s.field("system_prompt", r.data.system_prompt, "system prompt added where a conversation has none");
     s.field("num_workers", r.data.num_workers, "tokenizing threads (0: one per core)");
   });
@@ -84,6 +86,8 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("every_steps", r.checkpoint.every_steps, "checkpoint cadence (0: at the end)");
     s.field("keep_last", r.checkpoint.keep_last, "checkpoints kept");
     s.field("resume", r.checkpoint.resume, "resume from the latest checkpoint in output_dir");
+    s.field("on_signal", r.checkpoint.on_signal,
+            "SIGINT/SIGTERM/SIGUSR1 finish the step, write a checkpoint and exit 130/143/138");
   });
   v.section("logging", [&](ConfigVisitor& s) {
     s.field("every_steps", r.logging.every_steps, "progress line cadence");

@@ -43,6 +43,9 @@ struct DataSection {
   int64_t pad_to_multiple = 1;
   std::string train_on = "assistant";    // assistant | last_assistant | all
   std::string on_bad_example = "error";  // error | skip
+  // Control-token strings ("<|im_end|>") inside chat messages: literal (read as text) | parse (as
+  // control tokens, HF's default) | skip (drop the example); docs/data-and-training.md.
+  std::string control_tokens_in_content = "literal";
   std::string system_prompt;
   int64_t num_workers = 0;  // tokenizing threads; 0: one per core
 };
@@ -91,6 +94,7 @@ struct CheckpointSection {
   int64_t every_steps = 0;  // 0: only at the end
   int64_t keep_last = 2;
   bool resume = true;
+  bool on_signal = true;  // SIGINT/SIGTERM/SIGUSR1: finish the step, checkpoint, exit 130/143/138
 };
 
 struct LoggingSection {

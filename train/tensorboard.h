@@ -25,4 +25,9 @@ class TensorBoardWriter {
 
 uint32_t crc32c(const void* data, size_t size);
 
+// Rewrites each event file in `directory` to the records of steps <= last_step (the file_version
+// record included) and deletes the files left with no step > 0, so a resumed run logs each step
+// once. A torn or damaged record ends a file: what follows it is dropped.
+void cut_tensorboard_events(const std::string& directory, int64_t last_step);
+
 }  // namespace retort

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 #include <nlohmann/json.hpp>
 
@@ -10,8 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <cmath>
+#include <mutex>
 
 #include "io/error.h"
+#include "io/stop_signal.h"
 #include "train/losses.h"
 #include "train/device_info.h"
 #include "train/tensorboard.h"
@@ -87,9 +90,34 @@ void append_metrics(const std::string& directory, const StepMetrics& m, std::opt
 
 }  // namespace
 
+bool Trainer::stop_pending() {
+  if (!options_.stop_requested) return false;
+  const int signal_number = options_.stop_requested();
+  if (signal_number == 0) return false;
+  stop_signal_ = signal_number;
+  stop_reason_ = signal_name(signal_number);
+  return true;
+}
+
+bool Trainer::forward_backward(const std::vector<Batch>& window, int64_t tokens, double& loss_total) {
+  const bool scaling = loss_scale_ > 0;
+  for (size_t i = 0; i < window.size(); ++i) {
+    const StepResult result = step_.forward(window[i]);
+    const at::Tensor loss = result.loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
+    (scaling ? loss * loss_scale_ : loss).backward();
+    loss_total += loss.item<double>();
+    // The last micro-batch is done: finishing the step costs only the optimizer update.
+    if (i + 1 < window.size() && stop_pending()) return false;
+  }
+  return true;
+}
+
 std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics&)>& on_step) {
   const CheckpointOptions& checkpoint = options_.checkpoint;
-  if (!checkpoint.directory.empty() && checkpoint.resume) resume_from_latest();
+  if (!checkpoint.directory.empty()) {
+    if (checkpoint.resume) resume_from_latest();
+    cut_logs_back(step_count_);  // without a checkpoint the logs start afresh
+  }
   std::optional<TensorBoardWriter> tensorboard;
   if (!checkpoint.directory.empty() && checkpoint.tensorboard) {
     tensorboard.emplace((std::filesystem::path(checkpoint.directory) / "tensorboard").string());
@@ -97,9 +125,18 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
   std::vector<StepMetrics> history;
   const auto run_start = std::chrono::steady_clock::now();
   stop_reason_ = "max_steps";
-  while (step_count_ < options_.max_steps) {
+  while (step_count_ < options_.max_steps && !stop_pending()) {
     const int64_t step = step_count_;
     const auto start = std::chrono::steady_clock::now();
+    // Where the step began, to put back if a stop abandons it before the optimizer update.
+    std::string data_before;
+    at::Tensor random_before;
+    if (options_.stop_requested) {
+      data_before = data_.state();
+      at::Generator generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      random_before = generator.get_state();
+    }
     // The whole window first: the loss is normalised by every trained token in it, so
     // micro-batches with more tokens weigh more (not an average of per-batch means).
     std::vector<Batch> window;
@@ -117,11 +154,13 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     }
     double loss_total = 0;
     const bool scaling = loss_scale_ > 0;
-    for (const Batch& batch : window) {
-      const StepResult result = step_.forward(batch);
-      const at::Tensor loss = result.loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
-      (scaling ? loss * loss_scale_ : loss).backward();
-      loss_total += loss.item<double>();
+    if (!forward_backward(window, tokens, loss_total)) {
+      optimizer_.zero_grad();
+      data_.restore(data_before);
+      at::Generator generator = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(random_before);
+      break;
     }
     if (!std::isfinite(loss_total)) {
       throw internal_error("loss became " + std::to_string(loss_total) + " at step " + std::to_string(step + 1) +
@@ -180,8 +219,13 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
       break;
     }
   }
-  // A run cut short by the data or the clock still ends with a checkpoint of its last step.
+  // A run cut short by the data, the clock or a signal still ends with a checkpoint of its last step.
   if (!checkpoint.directory.empty() && step_count_ > 0 && saved_step_ != step_count_) save_checkpoint();
+  // Why it stopped, in a line without "step": a resume cuts it away with the steps after its checkpoint.
+  if (stop_signal_ != 0 && !checkpoint.directory.empty()) {
+    std::ofstream out(std::filesystem::path(checkpoint.directory) / "metrics.jsonl", std::ios::app);
+    out << nlohmann::json{{"stopped", stop_reason_}, {"after_step", step_count_}}.dump() << "\n";
+  }
   return history;
 }
 

@@ -78,6 +78,10 @@ struct TrainerOptions {
   // Validation: the mean loss over all of `validation` every `eval_every_steps` and at the end.
   BatchSource* validation = nullptr;
   int64_t eval_every_steps = 0;
+  // Polled between micro-batches: a non-zero signal number stops the run at the next safe point.
+  // A step whose optimizer update has not begun is abandoned (data position and random state put
+  // back); the run then ends with a checkpoint of its last completed step.
+  std::function<int()> stop_requested;
 };
 
 struct StepMetrics {
@@ -100,14 +104,22 @@ class Trainer {
   // `on_step` sees every step's metrics (also appended to DIR/metrics.jsonl).
   std::vector<StepMetrics> run(const std::function<void(const StepMetrics&)>& on_step = {});
   int64_t completed_steps() const { return step_count_; }
-  // Why run() returned: "max_steps", "data" (the loader ran out), "time".
+  // Why run() returned: "max_steps", "data" (the loader ran out), "time", or the name of the
+  // signal that stopped it ("SIGTERM"; stop_signal() is then its number).
   const std::string& stop_reason() const { return stop_reason_; }
+  int stop_signal() const { return stop_signal_; }
   // Mean loss per trained token over the whole validation source.
   double evaluate();
 
  private:
   void save_checkpoint();
   bool resume_from_latest();
+  // metrics.jsonl and the TensorBoard events keep exactly steps 1..last_step (none for 0).
+  void cut_logs_back(int64_t last_step) const;
+  // Checks options_.stop_requested; records the signal and returns true when one is pending.
+  bool stop_pending();
+  // Runs the window's forward and backward passes; false when a stop abandoned the step.
+  bool forward_backward(const std::vector<Batch>& window, int64_t tokens, double& loss_total);
 
   TrainingStep& step_;
   BatchSource& data_;
@@ -118,6 +130,7 @@ class Trainer {
   double loss_scale_ = 0;
   int64_t good_steps_ = 0;  // steps since the loss scale last changed
   std::string stop_reason_;
+  int stop_signal_ = 0;
   std::string validation_start_;  // the validation source's state before its first batch
   std::optional<int> gpu_;        // the CUDA device trained on, if any
 };

@@ -8,23 +8,13 @@ import copy
 import ctypes
 import datetime as real_datetime
 import json
-import os
-import shutil
 import sys
-import tarfile
 from pathlib import Path
 
 from oracle_util import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from fetch_llama_cpp_sdist import cached_sdist  # noqa: E402
-from fetch_smollm2 import cached_gguf  # noqa: E402
-JINJA_FILES = ["meta-llama-Llama-3.1-8B-Instruct.jinja", "meta-llama-Llama-3.2-3B-Instruct.jinja",
-               "meta-llama-Llama-3.3-70B-Instruct.jinja", "Qwen-Qwen2.5-7B-Instruct.jinja",
-               "mistralai-Mistral-Nemo-Instruct-2407.jinja", "google-gemma-2-2b-it.jinja",
-               # Not rendered by Retort: recognition must refuse them.
-               "microsoft-Phi-3.5-mini-instruct.jinja", "openai-gpt-oss-120b.jinja", "Qwen-Qwen3-0.6B.jinja",
-               "Mistral-Small-3.2-24B-Instruct-2506.jinja"]
+from retort_cache import TEMPLATE_FILES, llama_cpp_templates, smollm2_gguf as cached_gguf  # noqa: E402
 # Entries of test-chat-template.cpp, by the start of their .name.
 CPP_TEMPLATES = {"mistral_v1": "mistralai/Mistral-7B-Instruct-v0.2 (mistralai 'v1' template",
                  "mistral_v3": "Mistral-Large-Instruct-2407 (mistralai 'v3' template",
@@ -37,27 +27,10 @@ LLAMA2_TEMPLATE = ("{% if messages[0]['role'] == 'system' %}{% set loop_messages
 PINNED_DATE = "07 Mar 2025"
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("RETORT_CACHE_DIR", Path.home() / ".cache" / "retort"))
-
-
 def sdist_members() -> dict:
     """The template files and test-chat-template.cpp, extracted once into the cache."""
-    target = cache_dir() / "llama_cpp_templates"
-    wanted = {f"vendor/llama.cpp/models/templates/{name}": name for name in JINJA_FILES}
-    wanted["vendor/llama.cpp/tests/test-chat-template.cpp"] = "test-chat-template.cpp"
-    if not all((target / name).exists() for name in wanted.values()):
-        sdist = cached_sdist()
-        partial = target.with_name(target.name + ".partial")
-        partial.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(sdist) as archive:
-            for member in archive.getmembers():
-                relative = member.name.split("/", 1)[1] if "/" in member.name else member.name
-                if relative in wanted:
-                    (partial / wanted[relative]).write_bytes(archive.extractfile(member).read())
-        shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)
-    return {name: (target / name).read_text(encoding="utf-8") for name in wanted.values()}
+    folder = llama_cpp_templates()
+    return {path.name: path.read_text(encoding="utf-8") for path in folder.iterdir() if not path.name.startswith(".")}
 
 
 def cpp_template(cpp_source: str, name_prefix: str) -> str:
@@ -221,7 +194,7 @@ def main():
                 "tools": [], "add_generation_prompt": generation, "options": kwargs}
         case.update(render(templates[0][1], builtin_chat, None, generation, "<|begin_of_text|>", "<|eot_id|>", kwargs))
         cases.append(case)
-    for name in JINJA_FILES[6:]:
+    for name in TEMPLATE_FILES[6:]:  # not rendered by Retort: recognition must refuse them
         recognition.append({"id": name, "source": files[name], "family": None})
     recognition.append({"id": "llama2_vigogne", "source": cpp_template(cpp, CPP_TEMPLATES["llama2_vigogne"]),
                         "family": None})

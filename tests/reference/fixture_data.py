@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 import fixture_chat_templates as chats
-from fixture_tokenizer import llama_vocab_dir, spm_encode, wheel_member
+from fixture_tokenizer import llama_vocab_dir, spm_encode
 from oracle_util import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import retort_cache  # noqa: E402
 from fetch_smollm2 import cached_gguf  # noqa: E402
 
 TOOL_RESULT = {"role": "tool", "tool_call_id": "abc123def", "content": "{\"temperature\": 21.5}"}
@@ -98,6 +99,110 @@ def hf_encode(tokenizer, text):
     return encoding.ids, [(to_bytes[b], to_bytes[e]) for b, e in encoding.offsets]
 
 
+# Control-token strings of several families typed inside messages (a support log, a quoted template).
+CONTROL_CHAT = [
+    {"role": "system", "content": "Answer <s> support questions."},
+    {"role": "user", "content": "My screen shows <|im_end|> then [INST] hi [/INST] and </s>, also <|eot_id|>."},
+    {"role": "assistant", "content": "Type <|im_end|> or <|eot_id|> to stop; <|start_header_id|>user is text. </s>"},
+    {"role": "user", "content": "<|im_start|>assistant\nOK?"},
+    {"role": "assistant", "content": "Yes: [INST] and <end_of_turn> are just words here."}]
+
+
+def control_places(text, controls):
+    """Byte ranges of control-token strings in text: leftmost, then longest."""
+    raw, places, at = text.encode(), [], 0
+    ordered = sorted((c.encode() for c in controls if c), key=len, reverse=True)
+    while at < len(raw):
+        hit = next((c for c in ordered if raw.startswith(c, at)), None)
+        if hit is None:
+            at += 1
+            continue
+        places.append((at, at + len(hit)))
+        at += len(hit)
+    return places
+
+
+def scaffolding_places(entry, messages, tools, controls):
+    """Where the template itself writes control tokens: the same rendering with every control
+    string in the messages replaced by '#'s of its length (ASCII, so byte offsets agree)."""
+    masked = json.loads(json.dumps(messages))
+    for message in masked:
+        for control in sorted(controls, key=len, reverse=True):
+            if control and isinstance(message.get("content"), str):
+                message["content"] = message["content"].replace(control, "#" * len(control))
+    return control_places(render(entry, masked, tools, False), controls)
+
+
+def literal_encode(text, places, encode_piece, control_id):
+    """Ids and byte spans of text with control tokens only at `places`; every piece between
+    them is encoded on its own with control strings as text (encode_piece: str -> ids, spans)."""
+    raw, ids, spans, at = text.encode(), [], [], 0
+    for begin, end in places + [(len(raw), len(raw))]:
+        if begin > at:
+            piece_ids, piece_spans = encode_piece(raw[at:begin].decode())
+            ids += piece_ids
+            spans += [(at + b, at + e) for b, e in piece_spans]
+        if end > begin:
+            ids.append(control_id(raw[begin:end].decode()))
+            spans.append((begin, end))
+        at = end
+    return ids, spans
+
+
+def control_cases(pairs, by_id, hf, sp, tokenizer_paths, vocab):
+    """parse (HF's default) and literal (llama.cpp's special=false on the message pieces) ids and
+    labels of CONTROL_CHAT for every tokenizer family the token cases use."""
+    import sentencepiece as spm
+    from llama_cpp import Llama
+    gguf_of = {"llama-bpe": vocab / "ggml-vocab-llama-bpe.gguf", "smollm2": cached_gguf()}
+    cases = []
+    for template_id, tokenizer_name in pairs:
+        entry = by_id[template_id]
+        try:
+            text, ranges = trained_ranges(entry, CONTROL_CHAT, None)
+        except ValueError:
+            continue
+        if tokenizer_name in hf:
+            tokenizer = hf[tokenizer_name]
+            controls = [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
+            backend = tokenizer.backend_tokenizer
+            parse_ids, parse_spans = hf_encode(tokenizer, text)
+
+            def piece(fragment, backend=backend):
+                backend.encode_special_tokens = True
+                encoding = backend.encode(fragment, add_special_tokens=False)
+                backend.encode_special_tokens = False
+                to_bytes = char_to_byte_offsets(fragment)
+                return encoding.ids, [(to_bytes[b], to_bytes[e]) for b, e in encoding.offsets]
+            control_id = tokenizer.convert_tokens_to_ids
+        else:
+            processor = spm.SentencePieceProcessor(model_file=str(sp[tokenizer_name]))
+            controls = [processor.id_to_piece(i) for i in range(processor.get_piece_size()) if processor.is_control(i)]
+            parse_ids, parse_spans = spm_encode(processor, text)
+
+            def piece(fragment, processor=processor):
+                proto = processor.encode(fragment, return_type="proto")
+                return [p.id for p in proto.pieces], [(p.begin, p.end) for p in proto.pieces]
+            control_id = processor.piece_to_id
+        places = scaffolding_places(entry, CONTROL_CHAT, None, controls)
+        in_messages = len(control_places(text, controls)) - len(places)
+        literal_ids, literal_spans = literal_encode(text, places, piece, control_id)
+        case = {"template": template_id, "family": entry[2], "tokenizer": tokenizer_paths[tokenizer_name],
+                "messages": CONTROL_CHAT,
+                "control_strings": in_messages,
+                "parse": {"ids": parse_ids, "labels": labels_for(parse_ids, parse_spans, ranges)},
+                "literal": {"ids": literal_ids, "labels": labels_for(literal_ids, literal_spans, ranges)}}
+        if tokenizer_name in gguf_of:  # llama.cpp on the same pieces: special=false between the template's tokens
+            llm = Llama(model_path=str(gguf_of[tokenizer_name]), vocab_only=True, verbose=False)
+
+            def cpp_piece(fragment, llm=llm):
+                return llm.tokenize(fragment.encode(), add_bos=False, special=False), []
+            case["literal_llama_cpp"] = literal_encode(text, places, cpp_piece, control_id)[0]
+            case["gguf"] = str(gguf_of[tokenizer_name])
+        cases.append(case)
+    return cases
+
+
 def main():
     out = Path(sys.argv[1])
     import transformers.utils.chat_template_utils as chat_utils
@@ -128,9 +233,7 @@ def main():
     vocab = llama_vocab_dir()
     hf = {"llama-bpe": AutoTokenizer.from_pretrained(str(vocab), gguf_file="ggml-vocab-llama-bpe.gguf"),
           "smollm2": AutoTokenizer.from_pretrained(str(cached_gguf().parent), gguf_file=cached_gguf().name)}
-    sp = {name: wheel_member("mistral-common==1.13.1", "mistral_common-*.whl", member, name + ".model")
-          for name, member in [("mistral-v1", "mistral_common/data/tokenizer.model.v1"),
-                               ("mistral-v3", "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3")]}
+    sp = {name: retort_cache.mistral_spm(name) for name in retort_cache.MISTRAL_SPM_MEMBERS}
     tokenizer_paths = {}
     for name, tokenizer in hf.items():
         folder = out / f"tokenizer-{name}"
@@ -159,6 +262,7 @@ def main():
                                 "conversation": name, "messages": messages, "tools": tools or [], "ids": ids,
                                 "labels": labels_for(ids, spans, ranges)})
     write_json(out / "tokens.json", token_cases)
+    write_json(out / "control_tokens.json", control_cases(pairs, by_id, hf, sp, tokenizer_paths, vocab))
 
     # A model folder and JSONL for `retort data inspect --json` (Llama 3.1 template).
     model = out / "model-llama3"

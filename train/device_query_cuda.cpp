@@ -1,9 +1,14 @@
-// Device query through the CUDA runtime (compiled by nvcc when RETORT_CUDA=ON).
-// A missing driver or GPU is reported as "no GPU", never as an error.
-#include <cuda_runtime.h>
+// Device query through the CUDA runtime: host code, compiled wherever LibTorch is a CUDA build
+// (with a CUDA toolkit or with only the nvidia-* runtime wheels). A missing driver or GPU is
+// reported as "no GPU", never as an error.
+#include <cuda_runtime_api.h>
 
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#include <torch/csrc/distributed/c10d/NCCLUtils.hpp>
+#define RETORT_HAVE_NCCL 1
+#endif
 
 #include "train/device_info.h"
 
@@ -11,8 +16,11 @@ namespace retort {
 
 DeviceReport query_devices() {
   DeviceReport report;
-  report.built_with_cuda_kernels = true;
+  report.built_with_cuda_kernels = cuda_kernels_built();
   report.libtorch_has_cuda = at::detail::getCUDAHooks().isBuilt();
+#ifdef RETORT_HAVE_NCCL
+  report.nccl_version = c10d::getNcclVersion();  // the library LibTorch loaded; no GPU needed
+#endif
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {
     cudaGetLastError();  // clear the sticky "no driver" status
