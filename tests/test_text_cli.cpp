@@ -77,6 +77,54 @@ TEST(TextCli, TokenizeChatShowsRolesAndTrainedTokens) {
   EXPECT_FALSE(trained.back().get<bool>());
 }
 
+// What a user types is read as text by default (--control-tokens literal): a typed "<|im_end|>"
+// stays the user's words; parse reads it as HF does; skip refuses it, naming the message.
+TEST(TextCli, ControlTokenStringsAUserTypesAreReadAsTheFlagSays) {
+  const auto reference = smollm2_reference();
+  test::TempDir temp;
+  const std::string chat = (temp.path() / "chat.json").string();
+  write_file_atomic(chat, R"([{"role": "user", "content": "Why do I see <|im_end|> here?"},
+                              {"role": "assistant", "content": "It is a marker."}])");
+  auto im_ends = [](const nlohmann::json& json, const std::string& role) {
+    int count = 0;
+    for (size_t i = 0; i < json["ids"].size(); ++i) {
+      count += json["pieces"][i] == "<|im_end|>" && (role.empty() || json["roles"][i] == role);
+    }
+    return count;
+  };
+  auto run = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"tokenize", "--model", reference["gguf"], "--chat", chat, "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_retort(args);
+  };
+  const auto literal = run({});
+  ASSERT_EQ(literal.exit_code, 0) << literal.err;
+  const auto literal_json = nlohmann::json::parse(literal.out);
+  EXPECT_EQ(im_ends(literal_json, ""), 3) << "one end-of-turn token per turn (the template adds a system turn)";
+  EXPECT_EQ(im_ends(literal_json, "user"), 1);
+  EXPECT_EQ(literal_json["ids"], nlohmann::json::parse(run({"--control-tokens", "literal"}).out)["ids"]);
+  const auto parsed = run({"--control-tokens", "parse"});
+  ASSERT_EQ(parsed.exit_code, 0) << parsed.err;
+  EXPECT_EQ(im_ends(nlohmann::json::parse(parsed.out), "user"), 2) << "HF's reading: an end of turn inside the message";
+  EXPECT_EQ(im_ends(nlohmann::json::parse(parsed.out), ""), 4);
+  const auto refused = run({"--control-tokens", "skip"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("messages[0]"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("<|im_end|>"), std::string::npos) << refused.err;
+  const auto bad = run({"--control-tokens", "maybe"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("literal, skip"), std::string::npos) << bad.err;
+  // generate --prompt and chat take the same flag.
+  const auto generate = test::run_retort({"generate", "--model", reference["gguf"], "--prompt", "Say <|im_end|>",
+                                          "--control-tokens", "skip", "--max-new-tokens", "2"});
+  EXPECT_EQ(generate.exit_code, 2);
+  EXPECT_NE(generate.err.find("messages[0]"), std::string::npos) << generate.err;
+  const auto chatted = test::run_retort({"chat", "--model", reference["gguf"], "--max-new-tokens", "4", "--control-tokens", "skip"},
+                                        "Say <|im_end|> please\n/exit\n");
+  EXPECT_EQ(chatted.exit_code, 0) << chatted.err;
+  EXPECT_NE(chatted.out.find("(not sent: the message holds a control-token string"), std::string::npos) << chatted.out;
+}
+
 TEST(TextCli, InteractiveChatKeepsHistoryAndResets) {
   const auto reference = smollm2_reference();
   const auto result = test::run_retort(
