@@ -28,11 +28,19 @@ list(GET _torch_paths 1 _torch_prefix)
 get_filename_component(_site_packages "${RETORT_TORCH_ROOT}" DIRECTORY)
 set(RETORT_NVIDIA_WHEELS "${_site_packages}/nvidia")
 
+# A toolkit is there when nvcc runs (a stale wrapper script left behind by an uninstalled toolkit
+# does not count).
 find_program(RETORT_NVCC nvcc HINTS /usr/local/cuda/bin ENV CUDA_HOME PATH_SUFFIXES bin)
+set(_toolkit_default OFF)
 if(RETORT_NVCC)
-  set(_toolkit_default ON)
-else()
-  set(_toolkit_default OFF)
+  execute_process(COMMAND "${RETORT_NVCC}" --version RESULT_VARIABLE _nvcc_rc OUTPUT_QUIET ERROR_QUIET)
+  if(_nvcc_rc EQUAL 0)
+    set(_toolkit_default ON)
+  else()
+    message(STATUS "${RETORT_NVCC} does not run: building as without a CUDA toolkit")
+    unset(RETORT_NVCC CACHE)
+    set(RETORT_NVCC "")
+  endif()
 endif()
 option(RETORT_TORCH_CMAKE_CONFIG "Find LibTorch through its CMake config (needs a CUDA toolkit for the CUDA wheel)"
        ${_toolkit_default})

@@ -1,8 +1,9 @@
 # LibTorch's imported targets without its CMake config's CUDA discovery (no CUDA toolkit here).
 # Caffe2Targets.cmake, the wheel's own export of c10, torch_cpu, torch_cuda and torch, references
 # three targets that the config's helper scripts would define:
-#   torch::cudart          the CUDA runtime: libcudart from the nvidia-cuda-runtime wheel
-#                          (include/ holds cuda_runtime_api.h and the rest of the runtime headers);
+#   torch::cudart          the CUDA runtime: libcudart from the nvidia-cuda-runtime wheel, whose
+#                          include/ holds cuda_runtime_api.h; the crt/ headers it includes come
+#                          from nvidia-cuda-crt (requirements.txt);
 #   caffe2::mkl            MKL's headers and libraries; LibTorch carries MKL inside libtorch_cpu,
 #                          so nothing is needed to link against it;
 #   protobuf::libprotobuf  unused by the shared libraries (the config defines a dummy too).
@@ -16,9 +17,12 @@ endif()
 
 if(NOT TARGET torch::cudart)
   file(GLOB _cudart "${_cuda_wheel}/lib/libcudart.so.*")
-  if(NOT _cudart OR NOT EXISTS "${_cuda_wheel}/include/cuda_runtime_api.h")
-    message(FATAL_ERROR "No CUDA toolkit and no CUDA runtime wheel at ${_cuda_wheel} (lib/libcudart.so.*, "
-                        "include/cuda_runtime_api.h): run `make setup`, or install the CUDA 13 toolkit.")
+  if(NOT _cudart OR NOT EXISTS "${_cuda_wheel}/include/cuda_runtime_api.h"
+     OR NOT EXISTS "${_cuda_wheel}/include/crt/host_defines.h")
+    message(FATAL_ERROR "No CUDA toolkit, and the CUDA runtime wheels at ${_cuda_wheel} are incomplete (need "
+                        "lib/libcudart.so.*, include/cuda_runtime_api.h from nvidia-cuda-runtime and "
+                        "include/crt/host_defines.h from nvidia-cuda-crt): run `make setup`, or install the "
+                        "CUDA 13 toolkit.")
   endif()
   list(GET _cudart 0 _cudart)
   add_library(torch::cudart INTERFACE IMPORTED)
@@ -37,10 +41,13 @@ endif()
 
 include("${_caffe2_dir}/Caffe2Targets.cmake")
 
-file(STRINGS "${RETORT_TORCH_ROOT}/include/torch/headeronly/version.h" _version_line
-     REGEX "#define TORCH_VERSION \"")
-string(REGEX MATCH "\"([0-9.]+)" _version_match "${_version_line}")
-set(Torch_VERSION "${CMAKE_MATCH_1}")
+file(STRINGS "${RETORT_TORCH_ROOT}/include/torch/headeronly/version.h" _version_lines
+     REGEX "#define TORCH_VERSION_(MAJOR|MINOR|PATCH) [0-9]+")
+foreach(_part MAJOR MINOR PATCH)
+  string(REGEX MATCH "TORCH_VERSION_${_part} ([0-9]+)" _match "${_version_lines}")
+  set(_torch_${_part} "${CMAKE_MATCH_1}")
+endforeach()
+set(Torch_VERSION "${_torch_MAJOR}.${_torch_MINOR}.${_torch_PATCH}")
 if(Torch_VERSION VERSION_LESS 2.11)
   message(FATAL_ERROR "LibTorch ${Torch_VERSION} at ${RETORT_TORCH_ROOT}; Retort needs 2.11")
 endif()

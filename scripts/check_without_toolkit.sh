@@ -29,7 +29,9 @@ if command -v nvcc >/dev/null 2>&1 && nvcc --version >/dev/null 2>&1; then
   echo "check_without_toolkit: nvcc still runs ($(command -v nvcc)); the toolkit is not hidden" >&2
   exit 1
 fi
-.venv/bin/cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The Python fixtures do not depend on the build kind: share the normal build's (made if missing).
+.venv/bin/cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DRETORT_FIXTURES_DIR="$PWD/build/fixtures"
 grep -q "RETORT_TORCH_CMAKE_CONFIG:BOOL=OFF" "$build_dir/CMakeCache.txt"
 .venv/bin/cmake --build "$build_dir" -j"$(nproc)" --target retort retort_tests
 version=$("$build_dir/bin/retort" --version)

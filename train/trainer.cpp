@@ -88,6 +88,36 @@ void append_metrics(const std::string& directory, const StepMetrics& m, std::opt
   out << line.dump() << "\n";
 }
 
+void log_scalars(TensorBoardWriter& tensorboard, const StepMetrics& metrics) {
+  tensorboard.scalar("train/loss", metrics.loss, metrics.step);
+  tensorboard.scalar("train/lr", metrics.lr, metrics.step);
+  tensorboard.scalar("train/grad_norm", metrics.grad_norm, metrics.step);
+  tensorboard.scalar("train/tokens_per_s", metrics.tokens / std::max(metrics.seconds, 1e-9), metrics.step);
+  if (metrics.val_loss) {
+    tensorboard.scalar("val/loss", *metrics.val_loss, metrics.step);
+    tensorboard.scalar("val/perplexity", std::exp(*metrics.val_loss), metrics.step);
+  }
+  tensorboard.flush();
+}
+
+// The data position and CPU random state at the start of a step (what a checkpoint stores).
+struct StepStart {
+  std::string data;
+  at::Tensor random;
+
+  static StepStart save(const BatchSource& source) {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    return {source.state(), generator.get_state()};
+  }
+  void restore(BatchSource& source) const {
+    source.restore(data);
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(random);
+  }
+};
+
 }  // namespace
 
 bool Trainer::stop_pending() {
@@ -129,14 +159,8 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     const int64_t step = step_count_;
     const auto start = std::chrono::steady_clock::now();
     // Where the step began, to put back if a stop abandons it before the optimizer update.
-    std::string data_before;
-    at::Tensor random_before;
-    if (options_.stop_requested) {
-      data_before = data_.state();
-      at::Generator generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      random_before = generator.get_state();
-    }
+    const std::optional<StepStart> step_start =
+        options_.stop_requested ? std::optional<StepStart>(StepStart::save(data_)) : std::nullopt;
     // The whole window first: the loss is normalised by every trained token in it, so
     // micro-batches with more tokens weigh more (not an average of per-batch means).
     std::vector<Batch> window;
@@ -156,10 +180,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     const bool scaling = loss_scale_ > 0;
     if (!forward_backward(window, tokens, loss_total)) {
       optimizer_.zero_grad();
-      data_.restore(data_before);
-      at::Generator generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      generator.set_state(random_before);
+      step_start->restore(data_);
       break;
     }
     if (!std::isfinite(loss_total)) {
@@ -199,17 +220,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     }
     history.push_back(metrics);
     append_metrics(checkpoint.directory, metrics, gpu_);
-    if (tensorboard) {
-      tensorboard->scalar("train/loss", metrics.loss, metrics.step);
-      tensorboard->scalar("train/lr", metrics.lr, metrics.step);
-      tensorboard->scalar("train/grad_norm", metrics.grad_norm, metrics.step);
-      tensorboard->scalar("train/tokens_per_s", metrics.tokens / std::max(metrics.seconds, 1e-9), metrics.step);
-      if (metrics.val_loss) {
-        tensorboard->scalar("val/loss", *metrics.val_loss, metrics.step);
-        tensorboard->scalar("val/perplexity", std::exp(*metrics.val_loss), metrics.step);
-      }
-      tensorboard->flush();
-    }
+    if (tensorboard) log_scalars(*tensorboard, metrics);
     if (on_step) on_step(metrics);
     const bool cadence = checkpoint.every_steps > 0 && step_count_ % checkpoint.every_steps == 0;
     if (!checkpoint.directory.empty() && (cadence || last)) save_checkpoint();
