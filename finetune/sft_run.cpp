@@ -280,6 +280,7 @@ RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, co
   outcome.total_steps = total_steps;
   outcome.stop_reason = trainer.stop_reason();
   outcome.stop_signal = trainer.stop_signal() != 0 ? trainer.stop_signal() : StopSignals::pending();
+  stop_signals.reset();  // from here on (adapter, exports) a signal has its usual effect
   outcome.output_dir = recipe.checkpoint.output_dir;
   if (const auto saved = list_checkpoints(recipe.checkpoint.output_dir); !saved.empty()) {
     outcome.checkpoint_dir = saved.back();

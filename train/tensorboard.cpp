@@ -81,7 +81,7 @@ std::optional<int64_t> event_step(std::string_view event) {
 std::vector<std::pair<std::string_view, int64_t>> event_records(std::string_view file) {
   std::vector<std::pair<std::string_view, int64_t>> out;
   size_t at = 0;
-  while (file.size() - at >= 12) {
+  while (file.size() - at >= 16) {  // length, its CRC, the data, its CRC
     uint64_t length = 0;
     uint32_t length_crc = 0, data_crc = 0;
     std::memcpy(&length, file.data() + at, 8);
