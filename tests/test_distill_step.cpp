@@ -1,5 +1,9 @@
 // distill: the vocabulary check and the online KD step of the training loop.
 #include <gtest/gtest.h>
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <signal.h>
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -190,6 +194,49 @@ TEST(DistillSyntheticData, AnswersEveryPromptAndResumesToTheSameFile) {
   EXPECT_NE(result.err.find(":1:"), std::string::npos) << result.err;
 }
 
+
+// SIGTERM during `generate --prompts`: the batch in progress is dropped, the file keeps whole
+// batches, the exit status is 143, and the same command continues to the file of a run never stopped.
+TEST(DistillSyntheticData, SigtermKeepsWholeBatchesAndTheRerunCompletesTheSameFile) {
+  test::TempDir dir;
+  const std::string model = (test::fixture_dir("export") / "llama3").string();
+  const fs::path prompts = dir.path() / "prompts.jsonl";
+  {
+    std::ofstream out(prompts);
+    for (int i = 0; i < 40; ++i) out << "{\"prompt\": \"Tell me about lighthouse number " << i << ".\"}\n";
+  }
+  auto command = [&](const fs::path& out) {
+    return std::vector<std::string>{"generate", "--model", model, "--prompts", prompts.string(), "--out", out.string(),
+                                    "--batch-size", "2", "--temperature", "0.8", "--max-new-tokens", "16", "--seed", "3"};
+  };
+  const fs::path whole = dir.path() / "whole.jsonl", stopped = dir.path() / "stopped.jsonl";
+  auto result = test::run_retort(command(whole));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  auto line_count = [](const fs::path& file) {
+    const std::string text = fs::exists(file) ? read_text_file(file.string()) : std::string();
+    return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  };
+  ASSERT_EQ(line_count(whole), 40u);
+  test::Started run = test::start_retort(command(stopped));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (line_count(stopped) < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ::kill(run.pid(), SIGSTOP);  // frozen mid-file, then told to stop
+  ::kill(run.pid(), SIGTERM);
+  ::kill(run.pid(), SIGCONT);
+  result = run.finish();
+  ASSERT_EQ(result.exit_code, 143) << result.out << result.err;
+  EXPECT_NE(result.out.find("run the same command again"), std::string::npos) << result.out;
+  const std::string partial = read_text_file(stopped.string());
+  const size_t kept = line_count(stopped);
+  EXPECT_EQ(kept % 2, 0u) << "whole batches only";
+  EXPECT_LT(kept, 40u);
+  EXPECT_EQ(read_text_file(whole.string()).substr(0, partial.size()), partial);
+  result = test::run_retort(command(stopped));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(read_text_file(stopped.string()), read_text_file(whole.string()));
+}
 
 test::CommandResult python(const std::string& script, const std::vector<std::string>& args) {
   return test::run_reference_script(script, args);
