@@ -3,8 +3,7 @@
 #   make check        set up, build, run the whole test suite
 # Incremental work after the first build: `cmake --build build` then `ctest --test-dir build`.
 BUILD_DIR ?= build
-NPROC := $(shell nproc 2>/dev/null || echo 2)
-JOBS ?= $(NPROC)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE := .venv/bin/cmake
 CTEST := .venv/bin/ctest
 
@@ -21,12 +20,8 @@ configure: setup
 build: configure
 	@$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
 
-# With JOBS above the core count (make check JOBS=8 on 2 cores) ctest starts no test while the
-# load is at the core count (--test-load), so heavy tests are not starved into their timeouts.
-TEST_LOAD := $(shell [ "$(JOBS)" -gt "$(NPROC)" ] 2>/dev/null && echo --test-load $(NPROC))
-
 check: build
-	@$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) $(TEST_LOAD) --timeout 900
+	@$(CTEST) --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS) --timeout 900
 
 quickstart: build
 	@bash scripts/quickstart.sh $(BUILD_DIR)
