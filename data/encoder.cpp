@@ -64,17 +64,18 @@ ExampleEncoder::ExampleEncoder(const Tokenizer& tokenizer, const chat::ChatTempl
 }
 
 chat::RenderedChat ExampleEncoder::render(const Example& example) const {
-  if (!chat_template_) throw bad_input("chat examples need a chat template (tokenizer.chat_template)");
-  chat::ChatRenderOptions render_options = options_.render;
-  render_options.tools = example.tools;
-  return chat_template_->render(example.messages, render_options);
+  return render_messages(example.messages, example.tools);
 }
 
-TokenizedSequence ExampleEncoder::encode_chat(const Json& messages, const Json& tools, int64_t* control_strings) const {
+chat::RenderedChat ExampleEncoder::render_messages(const Json& messages, const Json& tools) const {
   if (!chat_template_) throw bad_input("chat examples need a chat template (tokenizer.chat_template)");
   chat::ChatRenderOptions render_options = options_.render;
   render_options.tools = tools;
-  const chat::RenderedChat chat = chat_template_->render(messages, render_options);
+  return chat_template_->render(messages, render_options);
+}
+
+TokenizedSequence ExampleEncoder::encode_chat(const Json& messages, const Json& tools, int64_t* control_strings) const {
+  const chat::RenderedChat chat = render_messages(messages, tools);
   if (control_strings) {
     *control_strings = static_cast<int64_t>(chat::control_strings_in_messages(tokenizer_, chat).size());
   }

@@ -79,6 +79,7 @@ class ExampleEncoder {
   // `control_strings`, when given, receives the number of control-token strings in the messages.
   TokenizedSequence encode_chat(const Json& messages, const Json& tools, int64_t* control_strings = nullptr) const;
   TokenizedSequence encode_text(const Example& example) const;
+  chat::RenderedChat render_messages(const Json& messages, const Json& tools) const;
   EncodedExample truncate_turns(const Example& example, int64_t original_tokens, int64_t control_strings) const;
 
   const Tokenizer& tokenizer_;

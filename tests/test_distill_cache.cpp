@@ -247,10 +247,7 @@ TEST(DistillCache, SigtermKeepsFinishedShardsAndAResumeWritesIdenticalBytes) {
   ASSERT_GE(shards.size(), 10u);
   test::Started run = test::start_retort(command(stopped));
   // Frozen as soon as its second shard exists, then told to stop: the signal lands mid-cache.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(stopped / "shard-00001.rtkc") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  test::wait_until([&] { return fs::exists(stopped / "shard-00001.rtkc"); }, std::chrono::microseconds(200));
   ::kill(run.pid(), SIGSTOP);
   ::kill(run.pid(), SIGTERM);
   ::kill(run.pid(), SIGCONT);

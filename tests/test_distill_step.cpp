@@ -218,10 +218,7 @@ TEST(DistillSyntheticData, SigtermKeepsWholeBatchesAndTheRerunCompletesTheSameFi
   };
   ASSERT_EQ(line_count(whole), 40u);
   test::Started run = test::start_retort(command(stopped));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (line_count(stopped) < 2 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  test::wait_until([&] { return line_count(stopped) >= 2; }, std::chrono::microseconds(200));
   ::kill(run.pid(), SIGSTOP);  // frozen mid-file, then told to stop
   ::kill(run.pid(), SIGTERM);
   ::kill(run.pid(), SIGCONT);

@@ -73,13 +73,6 @@ void copy_run_until(const fs::path& from, const fs::path& to, int step) {
   for (int i = 0; i < step && std::getline(in, line); ++i) out << line << "\n";
 }
 
-// Polls `done` every 5 ms for up to two minutes.
-template <typename Predicate>
-void wait_until(Predicate done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-}
-
 size_t line_count(const fs::path& file) {
   std::ifstream in(file);
   size_t lines = 0;
@@ -132,7 +125,7 @@ TEST(RunCli, SigkillAtAnyMomentLeavesAResumableDirectory) {
   // Kill as soon as the third checkpoint is complete: the process is then training step 4 or
   // writing its checkpoint.
   test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + killed.string()});
-  wait_until([&] { return fs::exists(killed / "checkpoint-000003" / "trainer.json"); });
+  test::wait_until([&] { return fs::exists(killed / "checkpoint-000003" / "trainer.json"); });
   ::kill(run.pid(), SIGKILL);
   ASSERT_EQ(run.finish().exit_code, 128 + SIGKILL) << "the run finished before it could be killed";
   result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + killed.string()});
@@ -192,7 +185,7 @@ TEST(RunCli, ASignalWritesACheckpointAndTheRunResumesExactly) {
     SCOPED_TRACE("signal " + std::to_string(signal_number) + " after " + std::to_string(after_lines) + " steps + " +
                  std::to_string(delay_ms) + " ms (seed " + std::to_string(seed) + ")");
     test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
-    wait_until([&] { return line_count(out / "metrics.jsonl") >= after_lines; });
+    test::wait_until([&] { return line_count(out / "metrics.jsonl") >= after_lines; });
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     ::kill(run.pid(), signal_number);
     result = run.finish();
@@ -221,9 +214,9 @@ TEST(RunCli, ASecondSigintExitsAtOnceAndTheDirectoryStillResumes) {
   auto result = test::run_retort({"run", recipe.string(), "checkpoint.output_dir=" + whole.string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
-  wait_until([&] { return line_count(out / "metrics.jsonl") >= 2; });
+  test::wait_until([&] { return line_count(out / "metrics.jsonl") >= 2; });
   ::kill(run.pid(), SIGINT);
-  wait_until([&] { return run.err_so_far().find("SIGINT: finishing the step") != std::string::npos; });
+  test::wait_until([&] { return run.err_so_far().find("SIGINT: finishing the step") != std::string::npos; });
   const auto second = std::chrono::steady_clock::now();
   ::kill(run.pid(), SIGINT);
   result = run.finish();
@@ -260,7 +253,7 @@ TEST(RunCli, ARestartLogsEveryStepOnceInMetricsAndTensorBoard) {
     ASSERT_EQ(result.exit_code, 0) << result.err;
     ASSERT_EQ(tensorboard_steps(whole), all_steps);
     test::Started run = test::start_retort({"run", recipe.string(), "checkpoint.output_dir=" + out.string()});
-    wait_until([&] { return line_count(out / "metrics.jsonl") >= 3; });
+    test::wait_until([&] { return line_count(out / "metrics.jsonl") >= 3; });
     ::kill(run.pid(), SIGKILL);
     ASSERT_EQ(run.finish().exit_code, 128 + SIGKILL);
     EXPECT_EQ(list_checkpoints(out.string()).empty(), every == 100);

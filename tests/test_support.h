@@ -1,8 +1,10 @@
 // Helpers shared by the test suites: running the `retort` binary, temp dirs.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace retort::test {
@@ -37,6 +39,13 @@ class Started {
   int pid_ = -1;
   bool finished_ = false;
 };
+
+// Polls `done` every `poll` until it holds or two minutes pass (a background process's progress).
+template <typename Predicate>
+void wait_until(Predicate done, std::chrono::microseconds poll = std::chrono::milliseconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(poll);
+}
 
 // `retort ARGS` started in the background.
 Started start_retort(const std::vector<std::string>& args);
