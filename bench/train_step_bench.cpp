@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   }
   loaded.model->set_activation_checkpointing(checkpointing);
   SftStep step(*loaded.model);
-  AdamW optimizer(step.trainable_parameters(), {});
+  AdamW optimizer(step.named_trainable_parameters(), {});
   at::manual_seed(0);
   const at::Tensor ids = at::randint(loaded.model->config().vocab_size, {batch, seq}, at::kLong);
   const Batch data{ids, ids.clone(), {}, {}, {}};

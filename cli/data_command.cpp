@@ -13,7 +13,7 @@
 
 #include "data/dataset.h"
 #include "io/error.h"
-#include "train/recipe.h"
+#include "recipe/recipe.h"
 
 namespace retort::cli {
 namespace {

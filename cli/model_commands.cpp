@@ -1,7 +1,6 @@
 // Model-level commands: generation, logits dumps and evaluation (loss, perplexity).
 #include "cli/model_commands.h"
 
-#include "cli/synthetic_data.h"
 #include "cli/text_commands.h"
 
 #include <ATen/ATen.h>
@@ -13,8 +12,10 @@
 #include <fstream>
 #include <iostream>
 
+#include "distill/synthetic_data.h"
 #include "io/error.h"
 #include "io/safetensors.h"
+#include "io/stop_signal.h"
 #include "lora/lora.h"
 #include "models/generate.h"
 #include "models/loader.h"
@@ -64,6 +65,39 @@ std::vector<std::vector<int64_t>> text_prompts(const ParsedArgs& args, const Tex
     prompts.emplace_back(ids.begin(), ids.end());
   }
   return prompts;
+}
+
+// generate --prompts FILE --out FILE: teacher-written answers as a chat dataset (distill/synthetic_data.h).
+int run_generate_dataset(const ParsedArgs& args) {
+  SyntheticDataOptions options;
+  options.prompts_path = *args.get("prompts");
+  const auto out_path = args.get("out");
+  if (!out_path) throw bad_input("retort generate --prompts needs --out FILE.jsonl").key("out");
+  options.out_path = *out_path;
+  options.samples_per_prompt = args.get_int("samples-per-prompt", 1);
+  options.batch_size = args.get_int("batch-size", 8);
+  read_prompt_conversations(options.prompts_path);  // bad prompts are reported before the model loads
+  const TextSide side = load_text_side(*args.get("model"), args.get_or("template", ""), true);
+  LoadedModel loaded = load_from_args(args);
+  options.sampling = sampling_from_args(args, 256);
+  options.sampling.eos_token_ids = loaded.model->config().eos_token_ids;
+  for (int64_t id : stop_token_ids(side)) options.sampling.eos_token_ids.push_back(id);
+  options.sampling.pad_token_id = loaded.model->config().pad_token_id.value_or(0);
+  const chat::ControlTokenPolicy policy = control_token_option(args);
+  options.encode_prompt = [&](const nlohmann::ordered_json& messages) {
+    chat::ChatRenderOptions render;
+    render.add_generation_prompt = true;
+    const auto ids = encode_user_chat(*side.tokenizer, side.chat_template->render(messages, render), policy);
+    return std::vector<int64_t>(ids.begin(), ids.end());
+  };
+  options.info = [](const std::string& line) { std::cerr << line << "\n"; };
+  const SyntheticDataOutcome outcome = write_synthetic_dataset(*loaded.model, *side.tokenizer, options);
+  if (outcome.stop_signal == 0) return 0;
+  std::cerr << "stopped by " << signal_name(outcome.stop_signal) << " after " << outcome.answers_done << " of "
+            << outcome.answers_total << " answers (the batch in progress was dropped)\n";
+  std::cout << options.out_path << " holds " << outcome.answers_done << " of " << outcome.answers_total
+            << " answers; run the same command again to continue\n";
+  return exit_status_for_signal(outcome.stop_signal);
 }
 
 int run_generate(const ParsedArgs& args) {

@@ -10,11 +10,10 @@
 #include <cstdio>
 #include <iostream>
 
-#include "distill/cache_run.h"
-#include "finetune/sft_run.h"
+#include "run/run.h"
 #include "io/error.h"
 #include "io/stop_signal.h"
-#include "train/recipe.h"
+#include "recipe/recipe.h"
 
 namespace retort::cli {
 namespace {
@@ -89,7 +88,7 @@ std::string shell_command(const std::string& command, const std::vector<std::str
   return out;
 }
 
-void report_signal_stop(const ParsedArgs& args, const RunOutcome& outcome) {
+void report_signal_stop(const ParsedArgs& args, const run::RunOutcome& outcome) {
   std::cout << "stopped by " << signal_name(outcome.stop_signal) << " after step " << outcome.steps << " of "
             << outcome.total_steps << "\n";
   if (!outcome.checkpoint_dir.empty()) {
@@ -117,12 +116,12 @@ int run_recipe(const ParsedArgs& args) {
     return 0;
   }
   Progress progress(::isatty(2) != 0, recipe.logging.every_steps);
-  RunEvents events;
+  run::RunEvents events;
   events.info = [](const std::string& line) {
     std::fprintf(stderr, "%s%s", line.c_str(), !line.empty() && line.back() == '\n' ? "" : "\n");
   };
   events.on_step = [&](const StepMetrics& metrics, int64_t total) { progress.step(metrics, total); };
-  const RunOutcome outcome = run_finetune(recipe, recipe_to_yaml(recipe), events);
+  const run::RunOutcome outcome = run::run_recipe(recipe, recipe_to_yaml(recipe), events);
   if (outcome.stop_signal != 0) {
     progress.stopped(signal_name(outcome.stop_signal), outcome.steps, outcome.total_steps);
     report_signal_stop(args, outcome);
@@ -159,7 +158,7 @@ int cache_teacher(const ParsedArgs& args) {
                  terminal && p.sequences_done < p.sequences_total ? "" : "\n");
     std::fflush(stderr);
   };
-  const CacheOutcome outcome = run_cache_teacher(recipe, events);
+  const CacheOutcome outcome = run::run_cache_teacher(recipe, events);
   if (outcome.stop_signal != 0) {
     std::fprintf(stderr, "%scache-teacher stopped by %s\n", terminal ? "\n" : "", signal_name(outcome.stop_signal).c_str());
     std::printf("teacher cache: %s: %lld shards written and %lld kept are final; the shard in progress was dropped\n"

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "data/encoder.h"
-#include "train/trainer.h"
+#include "data/batch.h"
 
 namespace retort::data {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "data/loader.h"
-#include "train/recipe.h"
+#include "recipe/recipe.h"
 
 namespace retort::data {
 

@@ -16,7 +16,7 @@
 #include "data/encoder.h"
 #include "data/example.h"
 #include "data/source.h"
-#include "train/trainer.h"
+#include "data/batch.h"
 
 namespace retort::data {
 

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <limits>
 
-#include "distill/kd_step.h"
 #include "distill/vocabulary.h"
 #include "io/error.h"
 #include "io/stop_signal.h"
@@ -16,6 +15,7 @@
 #include "models/gemm.h"
 #include "train/device_info.h"
 #include "train/losses.h"
+#include "train/step.h"
 
 namespace retort {
 namespace {
@@ -89,166 +89,205 @@ LoadedModel load_recipe_teacher(const Recipe& recipe) {
   return load_teacher(path, options);  // frozen: load_teacher turns requires_grad off
 }
 
-CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) {
-  auto info = [&](const std::string& line) {
-    if (events.info) events.info(line);
-  };
-  const std::string teacher_path = expand_home(recipe.distill.teacher);
-  const std::string dir = expand_home(recipe.distill.teacher_cache);
-  if (teacher_path.empty()) throw bad_input("cache-teacher needs the teacher model").key("distill.teacher");
-  if (dir.empty()) throw bad_input("cache-teacher needs a directory to write").key("distill.teacher_cache");
+namespace {
 
-  const data::RecipeText text = data::load_recipe_text(recipe);
-  const data::ExampleEncoder encoder(*text.tokenizer, text.template_or_null(), data::encode_options(recipe.data));
-  const data::DataPipeline pipeline(data::format_options(recipe.data), encoder);
-  const data::PreparedData prepared = data::prepare_data(recipe.data, pipeline, static_cast<uint64_t>(recipe.training.seed));
-  info(data::describe_stats(prepared.train.scan.stats, prepared.train.scan.sequences, recipe.data.max_seq_len));
-
-  LoadedModel teacher = load_recipe_teacher(recipe);
-  const int64_t vocab = shared_vocabulary_size(*load_tokenizer(teacher_path), teacher.model->config().vocab_size,
-                                               *text.tokenizer, static_cast<int64_t>(text.tokenizer->vocab_size()));
-  TeacherCacheIdentity identity = data_identity(recipe, text, prepared);
-  identity.teacher = recipe.distill.teacher;
-  identity.teacher_fingerprint = teacher_fingerprint(teacher_path, teacher.model->config());
-  identity.teacher_dtype = recipe.distill.teacher_dtype +
-                           (recipe.distill.teacher_quantize == "none" ? "" : " " + recipe.distill.teacher_quantize);
-  const TeacherCacheFormat format = cache_format(recipe.distill);
-  if (format.top_k > vocab) {
-    throw bad_input("top_k " + std::to_string(format.top_k) + " exceeds the vocabulary (" + std::to_string(vocab) + ")")
-        .key("distill.cache_top_k");
+// The teacher's targets for one batch of packed rows: every sequence's counted positions,
+// flattened so the output projection runs over all of them in equal chunks (one product shape,
+// not one per sequence length), then cut back into sequences and encoded. `next_id`: the number
+// the batch's first sequence must carry.
+std::vector<EncodedSequence> batch_targets(CausalLM& teacher, const Batch& batch, const at::Tensor& weight,
+                                           const TeacherCacheFormat& format, int64_t next_id) {
+  at::NoGradGuard no_grad;
+  const at::Tensor hidden =
+      teacher.forward_hidden(batch.input_ids, batch_forward_options(batch)).to(weight.device());  // [B, T, H]
+  const int64_t width = batch.labels.size(1);
+  std::vector<at::Tensor> positions;
+  std::vector<int64_t> counts;
+  for (int64_t row = 0; row < hidden.size(0); ++row) {
+    // Position t predicts label t + 1; it belongs to the sequence of token t + 1.
+    const at::Tensor row_counted = next_token_targets(batch.labels[row].unsqueeze(0)).counted[0];
+    const at::Tensor next_segments = batch.segment_ids[row].narrow(0, 1, width - 1);
+    const auto& ids = batch.sequence_ids[static_cast<size_t>(row)];
+    for (size_t j = 0; j < ids.size(); ++j) {
+      if (ids[j] != next_id + static_cast<int64_t>(counts.size())) throw internal_error("cache sequences out of order");
+      const at::Tensor counted = (row_counted & (next_segments == static_cast<int64_t>(j))).nonzero().squeeze(1);
+      positions.push_back(counted + row * hidden.size(1));
+      counts.push_back(counted.size(0));
+    }
   }
-  const uint64_t identity_hash = cache_identity_hash(identity, format);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw bad_input("cannot create the cache directory: " + ec.message()).file(dir).key("distill.teacher_cache");
-  info("teacher: " + teacher_path + " (" + teacher.model->config().summary() + ")");
-  info("caching top-" + std::to_string(format.top_k) + " " + log_prob_encoding_name(format.encoding) +
-       " log-probs into " + dir);
+  std::vector<EncodedSequence> encoded;
+  if (counts.empty()) return encoded;
+  const at::Tensor flat_positions = at::cat(positions).to(hidden.device());
+  const at::Tensor rows = hidden.reshape({-1, hidden.size(-1)}).index_select(0, flat_positions);
+  const TopkBlock all = teacher_targets(rows, weight, format.top_k, 1024);
+  int64_t offset = 0;
+  for (const int64_t n : counts) {
+    const TopkBlock block{all.ids.narrow(0, offset, n), all.log_probs.narrow(0, offset, n),
+                          all.rest_log_mass.narrow(0, offset, n)};
+    offset += n;
+    const std::string raw = encode_topk_block(block, format.encoding);
+    encoded.push_back({zstd_compress(raw, format.zstd_level), static_cast<uint32_t>(raw.size()),
+                       static_cast<uint32_t>(block.tokens())});
+  }
+  return encoded;
+}
 
-  // Train then validation sequences, numbered as the student's loaders number them.
-  std::vector<data::SequenceRef> all = prepared.train.scan.sequences;
+// Train then validation sequences, numbered as the student's loaders number them, with the
+// source each range comes from.
+struct NumberedSequences {
+  std::vector<data::SequenceRef> all;
   std::vector<std::pair<std::shared_ptr<const data::ExampleSource>, int64_t>> source_of;  // (source, first id)
-  source_of.emplace_back(prepared.train.source, 0);
-  if (prepared.validation) {
-    source_of.emplace_back(prepared.validation->source, static_cast<int64_t>(all.size()));
-    all.insert(all.end(), prepared.validation->scan.sequences.begin(), prepared.validation->scan.sequences.end());
-  }
-  const int64_t total = static_cast<int64_t>(all.size());
-  const int64_t shard_count = (total + format.shard_sequences - 1) / format.shard_sequences;
-  const at::Tensor weight = teacher.model->output_weight().narrow(0, 0, vocab);
-  const int64_t batch_size = recipe.training.micro_batch_size;
-  const TokenId pad = text.tokenizer->pad_id().value_or(text.tokenizer->eos_id().value_or(0));
+  int64_t total() const { return static_cast<int64_t>(all.size()); }
+};
 
-  CacheOutcome outcome;
-  outcome.dir = dir;
-  CacheProgress progress;
-  progress.sequences_total = total;
-  std::vector<CacheShardInfo> shards;
-  // A signal abandons the shard being computed (shards are the resume unit) and skips the manifest.
-  std::optional<StopSignals> stop_signals;
-  if (recipe.checkpoint.on_signal) stop_signals.emplace();
-  const auto stopping = [&] { return stop_signals && StopSignals::pending() != 0; };
-  for (int64_t shard = 0; shard < shard_count && !stopping(); ++shard) {
-    const std::string path = (fs::path(dir) / shard_file_name(shard)).string();
-    const int64_t first = shard * format.shard_sequences;
-    const int64_t count = std::min(format.shard_sequences, total - first);
-    if (auto existing = read_cache_shard_info(path, identity_hash); existing && existing->sequences == count) {
-      shards.push_back(*existing);
-      ++outcome.shards_kept;
-      progress.sequences_done += count;
-      continue;
+NumberedSequences number_sequences(const data::PreparedData& prepared) {
+  NumberedSequences numbered;
+  numbered.all = prepared.train.scan.sequences;
+  numbered.source_of.emplace_back(prepared.train.source, 0);
+  if (prepared.validation) {
+    numbered.source_of.emplace_back(prepared.validation->source, numbered.total());
+    numbered.all.insert(numbered.all.end(), prepared.validation->scan.sequences.begin(),
+                        prepared.validation->scan.sequences.end());
+  }
+  return numbered;
+}
+
+// Writes the shards one after the other; a finished shard found from an earlier run is kept.
+class ShardWriter {
+ public:
+  ShardWriter(CausalLM& teacher, const data::DataPipeline& pipeline, const data::PreparedData& prepared,
+              const TeacherCacheJob& job, const CacheEvents& events)
+      : teacher_(teacher), pipeline_(pipeline), job_(job), events_(events), numbered_(number_sequences(prepared)),
+        weight_(teacher.output_weight().narrow(0, 0, job.vocab)),
+        identity_hash_(cache_identity_hash(job.identity, job.format)) {
+    progress_.sequences_total = numbered_.total();
+  }
+
+  CacheOutcome run() {
+    const TeacherCacheFormat& format = job_.format;
+    const int64_t total = numbered_.total();
+    const int64_t shard_count = (total + format.shard_sequences - 1) / format.shard_sequences;
+    // A signal abandons the shard being computed (shards are the resume unit) and skips the manifest.
+    if (job_.stop_on_signal) stop_signals_.emplace();
+    for (int64_t shard = 0; shard < shard_count && !stopping(); ++shard) write_shard(shard);
+    outcome_.dir = job_.dir;
+    outcome_.tokens_written = progress_.tokens_done;
+    outcome_.seconds = progress_.seconds;
+    if (stopping()) {
+      outcome_.stop_signal = StopSignals::pending();
+      return outcome_;
+    }
+    // A rerun that found everything done keeps the manifest (and its teacher time) as it was.
+    if (outcome_.shards_written > 0 || !fs::exists(fs::path(job_.dir) / "cache.json")) {
+      write_cache_manifest(job_.dir, job_.identity, format, shards_, progress_.seconds);
+    }
+    for (const CacheShardInfo& shard : shards_) {
+      outcome_.tokens += shard.tokens;
+      outcome_.bytes += shard.bytes;
+    }
+    if (weight_.device().is_cuda()) {
+      if (const auto peak = peak_gpu_memory_bytes(weight_.device().has_index() ? weight_.device().index() : 0)) {
+        outcome_.peak_gpu_mb = static_cast<double>(*peak) / (1 << 20);
+      }
+    }
+    return outcome_;
+  }
+
+ private:
+  bool stopping() const { return stop_signals_ && StopSignals::pending() != 0; }
+
+  void write_shard(int64_t shard) {
+    const std::string path = (fs::path(job_.dir) / shard_file_name(shard)).string();
+    const int64_t first = shard * job_.format.shard_sequences;
+    const int64_t count = std::min(job_.format.shard_sequences, numbered_.total() - first);
+    if (auto existing = read_cache_shard_info(path, identity_hash_); existing && existing->sequences == count) {
+      shards_.push_back(*existing);
+      ++outcome_.shards_kept;
+      progress_.sequences_done += count;
+      return;
     }
     // A shard may hold train and validation sequences: each source's part gets its own loader.
     std::vector<EncodedSequence> encoded;
-    for (size_t s = 0; s < source_of.size() && !stopping(); ++s) {
-      const int64_t begin = std::max(first, source_of[s].second);
-      const int64_t end = std::min(first + count, s + 1 < source_of.size() ? source_of[s + 1].second : total);
-      if (begin >= end) continue;
-      // Sequences packed into rows of max_seq_len in order (less padding than a row each), each
-      // attending only to itself; the targets are then cut back into sequences.
-      data::LoaderOptions options;
-      options.batch_size = batch_size;
-      options.shuffle = false;
-      options.epochs = 1;
-      options.pad_id = pad;
-      options.packing = true;
-      options.row_length = recipe.data.max_seq_len;
-      options.first_sequence_id = begin;
-      data::DataLoader loader(source_of[s].first, pipeline,
-                              std::vector<data::SequenceRef>(all.begin() + begin, all.begin() + end), options);
-      while (!stopping()) {
-        std::optional<Batch> batch = loader.next();
-        if (!batch) break;
-        const auto started = std::chrono::steady_clock::now();
-        at::NoGradGuard no_grad;
-        const at::Tensor hidden = teacher.model->forward_hidden(batch->input_ids, batch_forward_options(*batch))
-                                      .to(weight.device());  // [B, T, H]
-        const int64_t width = batch->labels.size(1);
-        // Every sequence's counted positions in the batch, flattened: the output projection then
-        // runs over all of them in equal chunks (one product shape, not one per sequence length).
-        std::vector<at::Tensor> positions;
-        std::vector<int64_t> counts;
-        for (int64_t row = 0; row < hidden.size(0); ++row) {
-          // Position t predicts label t + 1; it belongs to the sequence of token t + 1.
-          const at::Tensor next_labels = batch->labels[row].narrow(0, 1, width - 1);
-          const at::Tensor next_segments = batch->segment_ids[row].narrow(0, 1, width - 1);
-          const auto& ids = batch->sequence_ids[static_cast<size_t>(row)];
-          for (size_t j = 0; j < ids.size(); ++j) {
-            const int64_t expected = first + static_cast<int64_t>(encoded.size() + counts.size());
-            if (ids[j] != expected) throw internal_error("cache sequences out of order");
-            const at::Tensor counted =
-                ((next_labels != kIgnoreIndex) & (next_segments == static_cast<int64_t>(j))).nonzero().squeeze(1);
-            positions.push_back(counted + row * hidden.size(1));
-            counts.push_back(counted.size(0));
-          }
-        }
-        if (!counts.empty()) {
-          const at::Tensor flat_positions = at::cat(positions).to(hidden.device());
-          const at::Tensor rows = hidden.reshape({-1, hidden.size(-1)}).index_select(0, flat_positions);
-          const TopkBlock all = teacher_targets(rows, weight, format.top_k, 1024);
-          int64_t offset = 0;
-          for (const int64_t n : counts) {
-            const TopkBlock block{all.ids.narrow(0, offset, n), all.log_probs.narrow(0, offset, n),
-                                  all.rest_log_mass.narrow(0, offset, n)};
-            offset += n;
-            const std::string raw = encode_topk_block(block, format.encoding);
-            encoded.push_back({zstd_compress(raw, format.zstd_level), static_cast<uint32_t>(raw.size()),
-                               static_cast<uint32_t>(block.tokens())});
-            progress.tokens_done += block.tokens();
-            ++progress.sequences_done;
-          }
-        }
-        progress.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        if (events.on_batch) events.on_batch(progress);
-      }
+    for (size_t s = 0; s < numbered_.source_of.size() && !stopping(); ++s) {
+      const int64_t begin = std::max(first, numbered_.source_of[s].second);
+      const int64_t end = std::min(first + count, s + 1 < numbered_.source_of.size() ? numbered_.source_of[s + 1].second
+                                                                                     : numbered_.total());
+      if (begin < end) encode_range(s, begin, end, first, encoded);
     }
-    if (stopping() && static_cast<int64_t>(encoded.size()) != count) break;  // a finished shard is still kept
-    write_cache_shard(path, identity_hash, format, first, encoded);
-    const auto written = read_cache_shard_info(path, identity_hash);
+    if (stopping() && static_cast<int64_t>(encoded.size()) != count) return;  // a finished shard is still kept
+    write_cache_shard(path, identity_hash_, job_.format, first, encoded);
+    const auto written = read_cache_shard_info(path, identity_hash_);
     if (!written) throw internal_error("the shard just written does not read back").file(path);
-    shards.push_back(*written);
-    ++outcome.shards_written;
+    shards_.push_back(*written);
+    ++outcome_.shards_written;
   }
-  outcome.tokens_written = progress.tokens_done;
-  outcome.seconds = progress.seconds;
-  if (stopping()) {
-    outcome.stop_signal = StopSignals::pending();
-    return outcome;
-  }
-  // A rerun that found everything done keeps the manifest (and its teacher time) as it was.
-  if (outcome.shards_written > 0 || !fs::exists(fs::path(dir) / "cache.json")) {
-    write_cache_manifest(dir, identity, format, shards, progress.seconds);
-  }
-  for (const CacheShardInfo& shard : shards) {
-    outcome.tokens += shard.tokens;
-    outcome.bytes += shard.bytes;
-  }
-  if (weight.device().is_cuda()) {
-    if (const auto peak = peak_gpu_memory_bytes(weight.device().has_index() ? weight.device().index() : 0)) {
-      outcome.peak_gpu_mb = static_cast<double>(*peak) / (1 << 20);
+
+  // Sequences [begin, end) of source `s`, packed into rows of max_seq_len in order (less padding
+  // than a row each), each attending only to itself.
+  void encode_range(size_t s, int64_t begin, int64_t end, int64_t shard_first, std::vector<EncodedSequence>& encoded) {
+    data::LoaderOptions options;
+    options.batch_size = job_.batch_size;
+    options.shuffle = false;
+    options.epochs = 1;
+    options.pad_id = job_.pad_id;
+    options.packing = true;
+    options.row_length = job_.row_length;
+    options.first_sequence_id = begin;
+    data::DataLoader loader(numbered_.source_of[s].first, pipeline_,
+                            std::vector<data::SequenceRef>(numbered_.all.begin() + begin, numbered_.all.begin() + end),
+                            options);
+    while (!stopping()) {
+      std::optional<Batch> batch = loader.next();
+      if (!batch) break;
+      const auto started = std::chrono::steady_clock::now();
+      const int64_t next_id = shard_first + static_cast<int64_t>(encoded.size());
+      for (EncodedSequence& sequence : batch_targets(teacher_, *batch, weight_, job_.format, next_id)) {
+        progress_.tokens_done += sequence.tokens;
+        ++progress_.sequences_done;
+        encoded.push_back(std::move(sequence));
+      }
+      progress_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (events_.on_batch) events_.on_batch(progress_);
     }
   }
-  return outcome;
+
+  CausalLM& teacher_;
+  const data::DataPipeline& pipeline_;
+  const TeacherCacheJob& job_;
+  const CacheEvents& events_;
+  const NumberedSequences numbered_;
+  const at::Tensor weight_;
+  const uint64_t identity_hash_;
+  std::optional<StopSignals> stop_signals_;
+  CacheProgress progress_;
+  CacheOutcome outcome_;
+  std::vector<CacheShardInfo> shards_;
+};
+
+}  // namespace
+
+TeacherCacheIdentity teacher_cache_identity(const Recipe& recipe, const ModelConfig& teacher_config,
+                                            const data::RecipeText& text, const data::PreparedData& prepared) {
+  TeacherCacheIdentity identity = data_identity(recipe, text, prepared);
+  identity.teacher = recipe.distill.teacher;
+  identity.teacher_fingerprint = teacher_fingerprint(expand_home(recipe.distill.teacher), teacher_config);
+  identity.teacher_dtype = recipe.distill.teacher_dtype +
+                           (recipe.distill.teacher_quantize == "none" ? "" : " " + recipe.distill.teacher_quantize);
+  return identity;
+}
+
+CacheOutcome write_teacher_cache(CausalLM& teacher, const data::DataPipeline& pipeline,
+                                 const data::PreparedData& prepared, const TeacherCacheJob& job,
+                                 const CacheEvents& events) {
+  if (job.format.top_k > job.vocab) {
+    throw bad_input("top_k " + std::to_string(job.format.top_k) + " exceeds the vocabulary (" +
+                    std::to_string(job.vocab) + ")")
+        .key("distill.cache_top_k");
+  }
+  std::error_code ec;
+  fs::create_directories(job.dir, ec);
+  if (ec) throw bad_input("cannot create the cache directory: " + ec.message()).file(job.dir).key("distill.teacher_cache");
+  return ShardWriter(teacher, pipeline, prepared, job, events).run();
 }
 
 }  // namespace retort

@@ -1,7 +1,7 @@
-// `retort cache-teacher`: the recipe's teacher runs once over its train and validation data and
-// every trained token's top-k targets go to the cache directory (distill/teacher_cache.h), shard
-// by shard, so an interrupted run resumes at the shard it was in and reproduces the same bytes.
-// Also the identity a student run checks a cache against.
+// Writing a teacher cache (`retort cache-teacher`, assembled in run/): the teacher runs once over
+// the train and validation data and every trained token's top-k targets go to the cache directory
+// (distill/teacher_cache.h), shard by shard, so an interrupted run resumes at the shard it was in
+// and reproduces the same bytes. Also the identity a student run checks a cache against.
 #pragma once
 
 #include <functional>
@@ -11,7 +11,7 @@
 #include "data/dataset.h"
 #include "distill/teacher.h"
 #include "distill/teacher_cache.h"
-#include "train/recipe.h"
+#include "recipe/recipe.h"
 
 namespace retort {
 
@@ -47,6 +47,24 @@ struct CacheOutcome {
   int stop_signal = 0;  // a signal stopped it: finished shards kept, no manifest yet (rerun to finish)
 };
 
-CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events);
+// The whole identity of the cache this recipe's teacher writes over its data.
+TeacherCacheIdentity teacher_cache_identity(const Recipe& recipe, const ModelConfig& teacher_config,
+                                            const data::RecipeText& text, const data::PreparedData& prepared);
+
+struct TeacherCacheJob {
+  std::string dir;
+  TeacherCacheIdentity identity;
+  TeacherCacheFormat format;
+  int64_t vocab = 0;       // the shared vocabulary: the teacher's output rows compared
+  int64_t batch_size = 1;  // packed rows per teacher forward
+  int64_t row_length = 0;  // data.max_seq_len
+  TokenId pad_id = 0;
+  bool stop_on_signal = true;  // SIGINT/SIGTERM/SIGUSR1 end it after the shard in progress is dropped
+};
+
+// Writes (or completes) the cache of `prepared` (train then validation sequences) into job.dir.
+CacheOutcome write_teacher_cache(CausalLM& teacher, const data::DataPipeline& pipeline,
+                                 const data::PreparedData& prepared, const TeacherCacheJob& job,
+                                 const CacheEvents& events);
 
 }  // namespace retort

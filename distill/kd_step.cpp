@@ -10,27 +10,12 @@
 namespace retort {
 namespace {
 
-// Hidden states [B, T, H] -> the rows that predict a trained label, [N, H] (position t predicts
-// label t + 1), in the order causal_lm_loss counts them.
-at::Tensor counted_rows(const at::Tensor& hidden, const at::Tensor& counted) {
-  const at::Tensor inputs = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, hidden.size(-1)});
-  return inputs.index_select(0, counted);
-}
-
 void check_alpha(const KdStepOptions& options) {
   if (!(options.alpha >= 0 && options.alpha <= 1)) throw bad_input("distill.alpha must be in [0, 1]").key("distill.alpha");
   if (options.shared_vocab <= 0) throw internal_error("KdStep needs the shared vocabulary size");
 }
 
 }  // namespace
-
-ForwardOptions batch_forward_options(const Batch& batch) {
-  ForwardOptions options;
-  options.attention_mask = batch.attention_mask;
-  options.position_ids = batch.position_ids;
-  options.segment_ids = batch.segment_ids;
-  return options;
-}
 
 KdStep::KdStep(CausalLM& student, CausalLM& teacher, const KdStepOptions& options)
     : student_(student), teacher_(&teacher), options_(options), trainable_(prepare_trainable_parameters(student)) {
@@ -49,8 +34,9 @@ KdStep::KdStep(CausalLM& student, std::shared_ptr<const TeacherCache> cache, con
 StepResult KdStep::forward(const Batch& batch) {
   const ForwardOptions options = batch_forward_options(batch);
   const at::Tensor hidden = student_.forward_hidden(batch.input_ids, options);  // [B, T, H]
-  const at::Tensor targets = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).reshape({-1}).to(hidden.device());
-  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);  // [N] rows of [B * (T - 1)]
+  const NextTokenTargets next = next_token_targets(batch.labels.to(hidden.device()));
+  const at::Tensor targets = next.labels.reshape({-1});
+  const at::Tensor counted = next.counted.reshape({-1}).nonzero().squeeze(1);  // [N] rows of [B * (T - 1)]
   TeacherChunkSource teacher;
   at::Tensor teacher_rows, teacher_weight;  // online: [N, H_teacher], [V, H_teacher]
   TopkBlock cached;                         // offline: [N, k] targets
@@ -61,7 +47,7 @@ StepResult KdStep::forward(const Batch& batch) {
     teacher_weight = teacher_->output_weight().narrow(0, 0, options_.shared_vocab);
     // A teacher spread over devices ends where its output weight is (the embedding's device when tied).
     const at::Tensor teacher_hidden = teacher_->forward_hidden(batch.input_ids, options).to(teacher_weight.device());
-    teacher_rows = counted_rows(teacher_hidden, counted.to(teacher_hidden.device()));
+    teacher_rows = predicting_rows(teacher_hidden, counted.to(teacher_hidden.device()));
     teacher = [&](int64_t start, int64_t rows) {
       at::NoGradGuard no_grad;
       TeacherChunk chunk;
@@ -84,10 +70,10 @@ StepResult KdStep::forward(const Batch& batch) {
       return chunk;
     };
   }
-  const TokenLoss loss = distillation_loss(counted_rows(hidden, counted), student_.output_weight(),
+  const TokenLoss loss = distillation_loss(predicting_rows(hidden, counted), student_.output_weight(),
                                            targets.index_select(0, counted), teacher, options_.kd, options_.alpha,
                                            options_.shared_vocab, options_.chunk_tokens);
-  return {loss.sum, loss.tokens};
+  return {loss.sum, loss.tokens, loss.tokens, loss.parts};
 }
 
 void KdStep::set_training(bool training) { set_lora_training(student_, training); }

@@ -8,14 +8,11 @@
 
 #include "distill/losses.h"
 #include "models/causal_lm.h"
-#include "train/trainer.h"
+#include "train/step.h"
 
 namespace retort {
 
 class TeacherCache;
-
-// A batch's model inputs: padding mask, and for packed rows positions and segments.
-ForwardOptions batch_forward_options(const Batch& batch);
 
 struct KdStepOptions {
   KdOptions kd;

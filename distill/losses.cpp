@@ -112,6 +112,9 @@ TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, 
   check(options);
   TokenLoss loss;
   loss.tokens = inputs.size(0);
+  // The parts as logged: the KD divergence and the cross-entropy, each unweighted.
+  at::Tensor kd_sum = at::zeros({}, inputs.options().dtype(at::kFloat));
+  at::Tensor ce_sum = at::zeros({}, inputs.options().dtype(at::kFloat));
   loss.sum = chunked_linear_loss(
       inputs, weight,
       [&](const at::Tensor& logits, int64_t start) {
@@ -124,16 +127,21 @@ TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, 
                                     ? token_divergence(shared, chunk.logits, options)
                                     : token_divergence_topk(shared, chunk.topk_ids, chunk.topk_log_probs, options,
                                                             chunk.rest_log_mass);
-          total = total + alpha * kd.sum();
+          const at::Tensor kd_total = kd.sum();
+          total = total + alpha * kd_total;
+          kd_sum = kd_sum + kd_total.detach();
         }
         if (alpha < 1) {
           const at::Tensor ce = at::cross_entropy_loss(logits.to(at::kFloat), targets.narrow(0, start, rows), {},
                                                        at::Reduction::Sum);
           total = total + (1 - alpha) * ce;
+          ce_sum = ce_sum + ce.detach();
         }
         return total;
       },
       chunk_tokens);
+  if (alpha > 0) loss.parts.emplace_back("kd", kd_sum);
+  if (alpha < 1) loss.parts.emplace_back("ce", ce_sum);
   return loss;
 }
 

@@ -4,7 +4,7 @@
 
 #include "lora/lora.h"
 #include "models/causal_lm.h"
-#include "train/trainer.h"
+#include "train/step.h"
 
 namespace retort {
 
@@ -23,9 +23,5 @@ class SftStep : public TrainingStep {
   CausalLM& model_;
   std::vector<std::pair<std::string, at::Tensor>> trainable_;
 };
-
-// Attaches fresh adapters (A Kaiming-uniform as nn.Linear, B zeros) to projections whose last
-// name component is in `targets` (e.g. "q_proj"); returns how many were attached.
-int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& targets, uint64_t seed);
 
 }  // namespace retort

@@ -43,6 +43,10 @@ class LoraAdapter : public ProjectionAdapter {
   at::Tensor merged_weight_delta;  // what was added to the weight, in its dtype, for unmerging
 };
 
+// Attaches fresh adapters (A Kaiming-uniform as nn.Linear, B zeros) to projections whose last
+// name component is in `targets` (e.g. "q_proj"); returns how many were attached.
+int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std::string>& targets, uint64_t seed);
+
 // Folds every adapter into its base weight (W += delta) so inference runs at base speed, or
 // takes it back out (W -= the same delta: exact inverses up to one rounding). Returns how many
 // adapters changed state.

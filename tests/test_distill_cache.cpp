@@ -28,7 +28,7 @@
 #include "models/loader.h"
 #include "test_support.h"
 #include "test_support_fixtures.h"
-#include "train/recipe.h"
+#include "recipe/recipe.h"
 
 namespace retort {
 namespace {

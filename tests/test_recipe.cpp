@@ -5,7 +5,7 @@
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "tests/test_support.h"
-#include "train/recipe.h"
+#include "recipe/recipe.h"
 
 namespace retort {
 namespace {

@@ -388,17 +388,19 @@ TEST(Precision, LowPrecisionParametersKeepFloat32MasterWeights) {
   at::Tensor weight = at::ones({4, 4}, at::kBFloat16).requires_grad_(true);
   AdamWOptions options;
   options.lr = 1e-4;
-  AdamW optimizer({weight}, options);
+  AdamW optimizer({{"weight", weight}}, options);
   for (int step = 0; step < 200; ++step) {
     weight.mutable_grad() = at::ones({4, 4}, at::kBFloat16);
     optimizer.step(options.lr);
   }
-  const auto state = optimizer.state_tensors();
+  const auto state = optimizer.state();
   ASSERT_EQ(state.size(), 4u);  // exp_avg, exp_avg_sq, step, master
-  EXPECT_EQ(state[0].scalar_type(), at::kFloat);
-  EXPECT_EQ(state[3].scalar_type(), at::kFloat);
-  EXPECT_NEAR(state[3][0][0].item<double>(), 1.0 - 200 * 1e-4, 1e-5);
-  EXPECT_TRUE(at::equal(weight, state[3].to(at::kBFloat16)));
+  EXPECT_EQ(state[0].first, "adamw.weight.exp_avg");
+  EXPECT_EQ(state[0].second.scalar_type(), at::kFloat);
+  EXPECT_EQ(state[3].first, "adamw.weight.master");
+  EXPECT_EQ(state[3].second.scalar_type(), at::kFloat);
+  EXPECT_NEAR(state[3].second[0][0].item<double>(), 1.0 - 200 * 1e-4, 1e-5);
+  EXPECT_TRUE(at::equal(weight, state[3].second.to(at::kBFloat16)));
   EXPECT_LT(weight[0][0].item<double>(), 1.0);
 }
 

@@ -48,39 +48,85 @@ std::vector<std::string> list_checkpoints(const std::string& directory) {
   return out;
 }
 
+namespace {
+
+// Each rank's own shard of the state: the optimizer state it owns and its random generators.
+std::string state_shard_name(int rank) {
+  return rank == 0 ? "optimizer.safetensors" : "optimizer-rank" + std::to_string(rank) + ".safetensors";
+}
+
+// The CPU generator, and the CUDA generator of the device trained on (so LoRA dropout on a GPU
+// resumes exactly too).
+void add_random_state(NamedTensors& state, std::optional<int> gpu) {
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    state.emplace_back("rng.cpu", cpu.get_state());
+  }
+  if (gpu) {
+    at::Generator cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<int8_t>(*gpu)));
+    std::lock_guard<std::mutex> lock(cuda.mutex());
+    state.emplace_back("rng.cuda", cuda.get_state());
+  }
+}
+
+void restore_random_state(const SafetensorsFile& state, std::optional<int> gpu) {
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+  {
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    cpu.set_state(state.load("rng.cpu"));
+  }
+  if (gpu && state.find("rng.cuda")) {
+    at::Generator cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<int8_t>(*gpu)));
+    std::lock_guard<std::mutex> lock(cuda.mutex());
+    cuda.set_state(state.load("rng.cuda"));
+  }
+}
+
+}  // namespace
+
+// Every rank writes its shard into one temporary folder; rank 0 writes the rest and commits it
+// with a rename once all have finished, so a checkpoint is complete or absent.
 void Trainer::save_checkpoint() {
   const CheckpointOptions& options = options_.checkpoint;
-  fs::create_directories(options.directory);
+  const bool alone = collective_->world_size() == 1;
   const fs::path final_dir = fs::path(options.directory) / checkpoint_name(step_count_);
-  const fs::path temp_dir = fs::path(options.directory) / (checkpoint_name(step_count_) + ".tmp" + std::to_string(::getpid()));
-  // Leftovers of a run killed mid-save are never complete checkpoints: clear them.
-  for (const auto& entry : fs::directory_iterator(options.directory)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("checkpoint-", 0) == 0 && name.find(".tmp") != std::string::npos) fs::remove_all(entry.path());
+  const fs::path temp_dir =
+      fs::path(options.directory) / (checkpoint_name(step_count_) + ".tmp" + (alone ? std::to_string(::getpid()) : ""));
+  if (is_primary()) {
+    fs::create_directories(options.directory);
+    // Leftovers of a run killed mid-save are never complete checkpoints: clear them.
+    for (const auto& entry : fs::directory_iterator(options.directory)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("checkpoint-", 0) == 0 && name.find(".tmp") != std::string::npos) fs::remove_all(entry.path());
+    }
+    fs::create_directories(temp_dir);
+    write_safetensors((temp_dir / "weights.safetensors").string(), trainable_);
   }
-  fs::create_directories(temp_dir);
-  write_safetensors((temp_dir / "weights.safetensors").string(), step_.named_trainable_parameters());
-  std::vector<std::pair<std::string, at::Tensor>> state;
-  const auto tensors = optimizer_.state_tensors();
-  for (size_t i = 0; i < tensors.size(); ++i) state.emplace_back("adamw." + std::to_string(i), tensors[i]);
-  {
-    at::Generator generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    state.emplace_back("rng.cpu", generator.get_state());
+  collective_->barrier();
+  NamedTensors state;
+  if (is_primary() || collective_->gradients_sharded()) state = optimizer_->state();
+  add_random_state(state, gpu_);
+  write_safetensors((temp_dir / state_shard_name(collective_->rank())).string(), state);
+  collective_->barrier();
+  if (is_primary()) {
+    const nlohmann::json trainer = {{"step", step_count_},
+                                    {"data", data_.state()},
+                                    {"loss_scale", loss_scale_},
+                                    {"good_steps", good_steps_},
+                                    {"world_size", collective_->world_size()}};
+    write_file_atomic((temp_dir / "recipe.yaml").string(), options.recipe_yaml);
+    write_file_atomic((temp_dir / "trainer.json").string(), trainer.dump(2) + "\n");
+    fs::remove_all(final_dir);
+    fs::rename(temp_dir, final_dir);
+    auto all = list_checkpoints(options.directory);
+    while (static_cast<int64_t>(all.size()) > std::max<int64_t>(1, options.keep_last)) {
+      fs::remove_all(all.front());
+      all.erase(all.begin());
+    }
   }
-  write_safetensors((temp_dir / "optimizer.safetensors").string(), state);
-  const nlohmann::json trainer = {
-      {"step", step_count_}, {"data", data_.state()}, {"loss_scale", loss_scale_}, {"good_steps", good_steps_}};
-  write_file_atomic((temp_dir / "recipe.yaml").string(), options.recipe_yaml);
-  write_file_atomic((temp_dir / "trainer.json").string(), trainer.dump(2) + "\n");
-  fs::remove_all(final_dir);
-  fs::rename(temp_dir, final_dir);
+  collective_->barrier();
   saved_step_ = step_count_;
-  auto all = list_checkpoints(options.directory);
-  while (static_cast<int64_t>(all.size()) > std::max<int64_t>(1, options.keep_last)) {
-    fs::remove_all(all.front());
-    all.erase(all.begin());
-  }
 }
 
 bool Trainer::resume_from_latest() {
@@ -90,19 +136,26 @@ bool Trainer::resume_from_latest() {
   const auto trainer = nlohmann::json::parse(read_text_file((dir / "trainer.json").string()));
   const auto weights = SafetensorsFile::open((dir / "weights.safetensors").string());
   c10::NoGradGuard no_grad;
-  for (auto& [name, tensor] : step_.named_trainable_parameters()) {
+  for (auto& [name, tensor] : trainable_) {
     if (!weights->find(name)) throw bad_input("checkpoint lacks a trained tensor").file(weights->path()).tensor(name);
     tensor.copy_(weights->view(name));
   }
-  const auto state = SafetensorsFile::open((dir / "optimizer.safetensors").string());
-  std::vector<at::Tensor> tensors;
-  for (size_t i = 0; state->find("adamw." + std::to_string(i)); ++i) tensors.push_back(state->load("adamw." + std::to_string(i)));
-  optimizer_.load_state_tensors(tensors);
-  at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
-  {
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(state->load("rng.cpu"));
+  // This rank's shard (its random state; its optimizer state when sharded); replicated optimizer
+  // state is rank 0's. A rank the saving run did not have reads rank 0's shard.
+  fs::path own_path = dir / state_shard_name(collective_->rank());
+  if (!fs::exists(own_path)) own_path = dir / state_shard_name(0);
+  const auto own = SafetensorsFile::open(own_path.string());
+  const auto primary =
+      collective_->gradients_sharded() || is_primary() ? own : SafetensorsFile::open((dir / state_shard_name(0)).string());
+  try {
+    optimizer_->load_state([&](const std::string& name) -> std::optional<at::Tensor> {
+      if (!primary->find(name)) return std::nullopt;
+      return primary->load(name);
+    });
+  } catch (Error& error) {
+    throw std::move(error).file(primary->path());
   }
+  restore_random_state(*own, gpu_);
   data_.restore(trainer["data"].get<std::string>());
   step_count_ = trainer["step"].get<int64_t>();
   saved_step_ = step_count_;

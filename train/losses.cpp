@@ -104,12 +104,13 @@ at::Tensor TokenLoss::mean() const { return sum / static_cast<double>(std::max<i
 TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
                          int64_t chunk_tokens) {
   const int64_t width = hidden.size(-1);
-  // Shift: position t predicts label t+1.
+  // Shift: position t predicts label t+1 (next_token_targets).
   at::Tensor inputs = hidden.narrow(1, 0, hidden.size(1) - 1).reshape({-1, width});
-  at::Tensor targets = labels.narrow(1, 1, labels.size(1) - 1).reshape({-1}).to(hidden.device());
+  const NextTokenTargets next = next_token_targets(labels.to(hidden.device()));
+  at::Tensor targets = next.labels.reshape({-1});
   // Only positions with a label go through the output projection: prompt tokens and padding
   // cost no [V x H] matmul at all (their loss and gradient are zero anyway).
-  const at::Tensor counted = (targets != kIgnoreIndex).nonzero().squeeze(1);
+  const at::Tensor counted = next.counted.reshape({-1}).nonzero().squeeze(1);
   TokenLoss loss;
   loss.tokens = counted.size(0);
   if (loss.tokens < targets.size(0)) {

@@ -5,14 +5,19 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/batch.h"
 
 namespace retort {
-
-inline constexpr int64_t kIgnoreIndex = -100;
 
 struct TokenLoss {
   at::Tensor sum;  // scalar float32: summed cross-entropy over counted tokens
   int64_t tokens = 0;
+  // Named parts of a composite loss (detached float32 sums over the same tokens), for the logs.
+  std::vector<std::pair<std::string, at::Tensor>> parts = {};
   at::Tensor mean() const;
 };
 

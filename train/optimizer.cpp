@@ -7,11 +7,15 @@
 #include <cmath>
 
 #include "io/error.h"
+#include "train/collective.h"
 
 namespace retort {
 
-AdamW::AdamW(std::vector<at::Tensor> parameters, AdamWOptions options)
-    : parameters_(std::move(parameters)), options_(options) {
+AdamW::AdamW(NamedTensors parameters, AdamWOptions options) : options_(options) {
+  for (auto& [name, tensor] : parameters) {
+    names_.push_back(name);
+    parameters_.push_back(tensor);
+  }
   Group decay{{}, options.weight_decay}, no_decay{{}, 0.0};
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const at::Tensor& p = parameters_[i];
@@ -57,21 +61,42 @@ void AdamW::zero_grad() {
   }
 }
 
-std::vector<at::Tensor> AdamW::state_tensors() const {
-  std::vector<at::Tensor> out;
+NamedTensors AdamW::state() const {
+  NamedTensors out;
   for (size_t i = 0; i < parameters_.size(); ++i) {
-    out.push_back(exp_avg_[i]);
-    out.push_back(exp_avg_sq_[i]);
-    out.push_back(steps_[i]);
-  }
-  for (const at::Tensor& master : master_) {
-    if (master.defined()) out.push_back(master);
+    const std::string prefix = "adamw." + names_[i];
+    out.emplace_back(prefix + ".exp_avg", exp_avg_[i]);
+    out.emplace_back(prefix + ".exp_avg_sq", exp_avg_sq_[i]);
+    out.emplace_back(prefix + ".step", steps_[i]);
+    if (master_[i].defined()) out.emplace_back(prefix + ".master", master_[i]);
   }
   return out;
 }
 
-void AdamW::load_state_tensors(const std::vector<at::Tensor>& state) {
-  const size_t masters = static_cast<size_t>(std::count_if(master_.begin(), master_.end(), [](const at::Tensor& m) { return m.defined(); }));
+void AdamW::load_state(const FindTensor& find) {
+  if (!parameters_.empty() && !find("adamw." + names_[0] + ".exp_avg") && find("adamw.0")) {
+    load_positional_state(find);
+    return;
+  }
+  c10::NoGradGuard no_grad;
+  for (const auto& [name, tensor] : state()) {
+    const std::optional<at::Tensor> stored = find(name);
+    if (!stored) throw bad_input("the optimizer state lacks a tensor").tensor(name);
+    if (!stored->sizes().equals(tensor.sizes())) throw bad_input("the optimizer state has another shape").tensor(name);
+    at::Tensor target = tensor;  // a handle to the state itself
+    target.copy_(*stored);
+  }
+}
+
+void AdamW::load_positional_state(const FindTensor& find) {
+  std::vector<at::Tensor> state;
+  for (size_t i = 0;; ++i) {
+    std::optional<at::Tensor> tensor = find("adamw." + std::to_string(i));
+    if (!tensor) break;
+    state.push_back(*tensor);
+  }
+  const size_t masters =
+      static_cast<size_t>(std::count_if(master_.begin(), master_.end(), [](const at::Tensor& m) { return m.defined(); }));
   if (state.size() != 3 * parameters_.size() + masters) throw bad_input("optimizer state does not match the parameters");
   c10::NoGradGuard no_grad;
   for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -86,13 +111,24 @@ void AdamW::load_state_tensors(const std::vector<at::Tensor>& state) {
 }
 
 double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm) {
+  SingleProcess alone;
+  return clip_grad_norm(parameters, max_norm, alone);
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm, Collective& collective) {
   c10::NoGradGuard no_grad;
   std::vector<at::Tensor> norms;
   for (const at::Tensor& p : parameters) {
     if (p.grad().defined()) norms.push_back(at::linalg_vector_norm(p.grad().to(at::kFloat), 2));
   }
-  if (norms.empty()) return 0.0;
-  const at::Tensor total = at::linalg_vector_norm(at::stack(norms), 2);
+  const bool sharded = collective.world_size() > 1 && collective.gradients_sharded();
+  if (norms.empty() && !sharded) return 0.0;
+  at::Tensor total = norms.empty() ? at::zeros({}, at::kFloat) : at::linalg_vector_norm(at::stack(norms), 2);
+  if (sharded) {
+    at::Tensor squares = (total * total).to(at::kDouble).reshape({1});
+    collective.all_reduce_sum(squares);
+    total = squares.sqrt().reshape({}).to(total.dtype());
+  }
   const double norm = total.item<double>();
   if (max_norm > 0 && std::isfinite(norm)) {
     // As torch: scale by min(1, max_norm / (norm + 1e-6)).

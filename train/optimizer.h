@@ -5,10 +5,15 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace retort {
+
+class Collective;
 
 struct AdamWOptions {
   double lr = 1e-3;
@@ -18,26 +23,46 @@ struct AdamWOptions {
   double weight_decay = 0.0;
 };
 
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+// What the training loop needs of an optimizer. Checkpoint state is keyed by parameter name, so a
+// checkpoint reads back whatever order (or subset, when state is sharded over processes) the
+// parameters come in.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual void step(double lr) = 0;  // parameters with no gradient are skipped
+  virtual void zero_grad() = 0;
+  virtual const std::vector<at::Tensor>& parameters() const = 0;
+  virtual NamedTensors state() const = 0;
+  // Restores state() from a checkpoint file's tensors; bad_input naming the missing tensor.
+  using FindTensor = std::function<std::optional<at::Tensor>(const std::string& name)>;
+  virtual void load_state(const FindTensor& find) = 0;
+};
+
 // Parameters stored in bfloat16 or float16 get a float32 master copy: the optimizer state and the
 // update are float32 and the parameter is the master rounded after each step.
-class AdamW {
+class AdamW : public Optimizer {
  public:
-  AdamW(std::vector<at::Tensor> parameters, AdamWOptions options);
+  AdamW(NamedTensors parameters, AdamWOptions options);
 
-  void step(double lr);  // parameters with no gradient are skipped
-  void zero_grad();
-  const std::vector<at::Tensor>& parameters() const { return parameters_; }
-
-  // State for checkpoints: per parameter exp_avg, exp_avg_sq, step (same order as parameters()),
-  // then the float32 master copies of low-precision parameters.
-  std::vector<at::Tensor> state_tensors() const;
-  void load_state_tensors(const std::vector<at::Tensor>& state);
+  void step(double lr) override;
+  void zero_grad() override;
+  const std::vector<at::Tensor>& parameters() const override { return parameters_; }
+  // "adamw.<parameter>.exp_avg", ".exp_avg_sq", ".step" and, for low-precision parameters, ".master".
+  NamedTensors state() const override;
+  // Also reads the older positional layout ("adamw.0", "adamw.1", ...: exp_avg, exp_avg_sq, step per
+  // parameter in order, then the master copies).
+  void load_state(const FindTensor& find) override;
 
  private:
   struct Group {
     std::vector<size_t> members;  // indices into parameters_
     double weight_decay;
   };
+  void load_positional_state(const FindTensor& find);
+
+  std::vector<std::string> names_;
   std::vector<at::Tensor> parameters_;
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_, steps_;
   std::vector<at::Tensor> master_;  // float32 copy of a low-precision parameter; undefined otherwise
@@ -46,7 +71,9 @@ class AdamW {
 };
 
 // The global L2 norm of all gradients; when above max_norm (> 0) they are scaled down to it.
-// Returns the norm before clipping (as torch.nn.utils.clip_grad_norm_).
+// Returns the norm before clipping (as torch.nn.utils.clip_grad_norm_). With gradients sharded
+// over processes, the squared norms of all ranks add up (`collective`).
+double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm, Collective& collective);
 double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm);
 
 struct ScheduleOptions {

@@ -21,24 +21,29 @@
 
 namespace retort {
 
-std::vector<at::Tensor> TrainingStep::trainable_parameters() {
-  std::vector<at::Tensor> out;
-  for (auto& [name, tensor] : named_trainable_parameters()) out.push_back(tensor);
-  return out;
-}
-
-int64_t Batch::trained_tokens() const {
-  return (labels.narrow(1, 1, labels.size(1) - 1) != kIgnoreIndex).sum().item<int64_t>();
-}
-
 Trainer::Trainer(TrainingStep& step, BatchSource& data, TrainerOptions options)
-    : step_(step), data_(data), options_(options), optimizer_(step.trainable_parameters(), options.adamw) {
+    : step_(step),
+      data_(data),
+      options_(std::move(options)),
+      collective_(options_.collective ? options_.collective : &single_process_),
+      trainable_(step.named_trainable_parameters()) {
   if (options_.gradient_accumulation <= 0) throw bad_input("must be positive").key("training.gradient_accumulation");
-  if (optimizer_.parameters().empty()) throw bad_input("nothing to train: no trainable parameters");
+  if (trainable_.empty()) throw bad_input("nothing to train: no trainable parameters");
+  optimizer_ = options_.make_optimizer ? options_.make_optimizer(trainable_)
+                                       : std::make_unique<AdamW>(trainable_, options_.adamw);
   if (options_.validation) validation_start_ = options_.validation->state();
   if (options_.dynamic_loss_scaling) loss_scale_ = options_.initial_loss_scale;
-  const at::Device device = optimizer_.parameters().front().device();
+  const at::Device device = optimizer_->parameters().front().device();
   if (device.is_cuda()) gpu_ = device.has_index() ? device.index() : 0;
+  if (collective_->wants_gradient_hooks()) register_gradient_hooks();
+}
+
+void Trainer::register_gradient_hooks() {
+  for (auto& [name, parameter] : trainable_) {
+    parameter.register_hook([this, name = name](const at::Tensor& grad) {
+      collective_->gradient_ready(name, grad, closes_window_);
+    });
+  }
 }
 
 double Trainer::evaluate() {
@@ -52,10 +57,12 @@ double Trainer::evaluate() {
     while (std::optional<Batch> batch = options_.validation->next()) {
       const StepResult result = step_.forward(*batch);
       loss_sum += result.loss_sum.item<double>();
-      tokens += result.tokens;
+      tokens += result.normaliser;
     }
   }
   step_.set_training(true);
+  loss_sum = collective_->sum(loss_sum);
+  tokens = collective_->sum(tokens);
   return tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0;
 }
 
@@ -79,6 +86,7 @@ void append_metrics(const std::string& directory, const StepMetrics& m, std::opt
   if (gpu) {
     if (const auto peak = peak_gpu_memory_bytes(*gpu)) line["peak_gpu_mb"] = static_cast<double>(*peak) / (1 << 20);
   }
+  for (const auto& [name, value] : m.loss_parts) line["loss_" + name] = value;
   if (m.loss_scale > 0) line["loss_scale"] = m.loss_scale;
   if (m.skipped) line["skipped"] = true;
   if (m.val_loss) {
@@ -90,6 +98,7 @@ void append_metrics(const std::string& directory, const StepMetrics& m, std::opt
 
 void log_scalars(TensorBoardWriter& tensorboard, const StepMetrics& metrics) {
   tensorboard.scalar("train/loss", metrics.loss, metrics.step);
+  for (const auto& [name, value] : metrics.loss_parts) tensorboard.scalar("train/loss_" + name, value, metrics.step);
   tensorboard.scalar("train/lr", metrics.lr, metrics.step);
   tensorboard.scalar("train/grad_norm", metrics.grad_norm, metrics.step);
   tensorboard.scalar("train/tokens_per_s", metrics.tokens / std::max(metrics.seconds, 1e-9), metrics.step);
@@ -129,27 +138,87 @@ bool Trainer::stop_pending() {
   return true;
 }
 
-bool Trainer::forward_backward(const std::vector<Batch>& window, int64_t tokens, double& loss_total) {
-  const bool scaling = loss_scale_ > 0;
-  for (size_t i = 0; i < window.size(); ++i) {
-    const StepResult result = step_.forward(window[i]);
-    const at::Tensor loss = result.loss_sum / static_cast<double>(std::max<int64_t>(tokens, 1));
-    (scaling ? loss * loss_scale_ : loss).backward();
-    loss_total += loss.item<double>();
-    // The last micro-batch is done: finishing the step costs only the optimizer update.
-    if (i + 1 < window.size() && stop_pending()) return false;
+Trainer::Window Trainer::next_window() {
+  // The whole window first: the loss is normalised by every unit (trained token) in it, so
+  // micro-batches with more tokens weigh more (not an average of per-batch means).
+  Window window;
+  for (int64_t i = 0; i < options_.gradient_accumulation; ++i) {
+    std::optional<Batch> batch = data_.next();
+    if (!batch) break;
+    window.normaliser += step_.normaliser(*batch);
+    window.input_tokens +=
+        batch->attention_mask.defined() ? batch->attention_mask.sum().item<int64_t>() : batch->input_ids.numel();
+    window.batches.push_back(std::move(*batch));
   }
+  // Every rank divides by the window's total over all ranks: their gradients then add up.
+  window.normaliser = collective_->sum(window.normaliser);
+  return window;
+}
+
+bool Trainer::forward_backward(const Window& window, StepMetrics& metrics) {
+  const bool scaling = loss_scale_ > 0;
+  const double normaliser = static_cast<double>(std::max<int64_t>(window.normaliser, 1));
+  std::vector<std::pair<std::string, double>> parts;
+  for (size_t i = 0; i < window.batches.size(); ++i) {
+    const StepResult result = step_.forward(window.batches[i]);
+    const at::Tensor loss = result.loss_sum / normaliser;
+    closes_window_ = i + 1 == window.batches.size();
+    (scaling ? loss * loss_scale_ : loss).backward();
+    metrics.loss += loss.item<double>();
+    metrics.tokens += result.tokens;
+    for (size_t p = 0; p < result.parts.size(); ++p) {
+      if (parts.size() <= p) parts.emplace_back(result.parts[p].first, 0.0);
+      parts[p].second += result.parts[p].second.item<double>() / normaliser;
+    }
+    // The last micro-batch is done: finishing the step costs only the optimizer update.
+    if (i + 1 < window.batches.size() && stop_pending()) return false;
+  }
+  if (collective_->wants_gradient_hooks()) collective_->gradients_finished();
+  metrics.loss = collective_->sum(metrics.loss);
+  metrics.tokens = collective_->sum(metrics.tokens);
+  for (auto& [name, value] : parts) value = collective_->sum(value);
+  metrics.loss_parts = std::move(parts);
   return true;
+}
+
+void Trainer::update(int64_t step, StepMetrics& metrics) {
+  if (!std::isfinite(metrics.loss)) {
+    throw internal_error("loss became " + std::to_string(metrics.loss) + " at step " + std::to_string(step + 1) +
+                         "; stopping (the last checkpoint is kept)");
+  }
+  const bool scaling = loss_scale_ > 0;
+  metrics.loss_scale = loss_scale_;
+  const std::vector<at::Tensor>& parameters = optimizer_->parameters();
+  if (scaling) {
+    c10::NoGradGuard no_grad;
+    for (const at::Tensor& p : parameters) {
+      if (p.grad().defined()) p.grad().mul_(1.0 / loss_scale_);
+    }
+  }
+  metrics.grad_norm = clip_grad_norm(parameters, options_.max_grad_norm, *collective_);
+  metrics.lr = options_.adamw.lr * lr_multiplier(options_.schedule, step);
+  metrics.skipped = scaling && collective_->any(!std::isfinite(metrics.grad_norm));
+  if (metrics.skipped) {  // overflow: no update, a smaller scale
+    loss_scale_ /= 2;
+    good_steps_ = 0;
+  } else {
+    optimizer_->step(metrics.lr);
+    if (scaling && ++good_steps_ >= options_.loss_scale_growth_interval) {
+      loss_scale_ *= 2;
+      good_steps_ = 0;
+    }
+  }
+  optimizer_->zero_grad();
 }
 
 std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics&)>& on_step) {
   const CheckpointOptions& checkpoint = options_.checkpoint;
   if (!checkpoint.directory.empty()) {
     if (checkpoint.resume) resume_from_latest();
-    cut_logs_back(step_count_);  // without a checkpoint the logs start afresh
+    if (is_primary()) cut_logs_back(step_count_);  // without a checkpoint the logs start afresh
   }
   std::optional<TensorBoardWriter> tensorboard;
-  if (!checkpoint.directory.empty() && checkpoint.tensorboard) {
+  if (!checkpoint.directory.empty() && checkpoint.tensorboard && is_primary()) {
     tensorboard.emplace((std::filesystem::path(checkpoint.directory) / "tensorboard").string());
   }
   std::vector<StepMetrics> history;
@@ -161,65 +230,29 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     // Where the step began, to put back if a stop abandons it before the optimizer update.
     const std::optional<StepStart> step_start =
         options_.stop_requested ? std::optional<StepStart>(StepStart::save(data_)) : std::nullopt;
-    // The whole window first: the loss is normalised by every trained token in it, so
-    // micro-batches with more tokens weigh more (not an average of per-batch means).
-    std::vector<Batch> window;
-    int64_t tokens = 0, input_tokens = 0;
-    for (int64_t i = 0; i < options_.gradient_accumulation; ++i) {
-      std::optional<Batch> batch = data_.next();
-      if (!batch) break;
-      tokens += batch->trained_tokens();
-      input_tokens += batch->attention_mask.defined() ? batch->attention_mask.sum().item<int64_t>() : batch->input_ids.numel();
-      window.push_back(std::move(*batch));
-    }
-    if (window.empty()) {
+    const Window window = next_window();
+    if (window.batches.empty()) {
       stop_reason_ = "data";
       break;
     }
-    double loss_total = 0;
-    const bool scaling = loss_scale_ > 0;
-    if (!forward_backward(window, tokens, loss_total)) {
-      optimizer_.zero_grad();
+    StepMetrics metrics;
+    metrics.input_tokens = collective_->sum(window.input_tokens);
+    if (!forward_backward(window, metrics)) {
+      optimizer_->zero_grad();
       step_start->restore(data_);
       break;
     }
-    if (!std::isfinite(loss_total)) {
-      throw internal_error("loss became " + std::to_string(loss_total) + " at step " + std::to_string(step + 1) +
-                           "; stopping (the last checkpoint is kept)");
-    }
-    const double used_scale = loss_scale_;
-    if (scaling) {
-      c10::NoGradGuard no_grad;
-      for (const at::Tensor& p : optimizer_.parameters()) {
-        if (p.grad().defined()) p.grad().mul_(1.0 / loss_scale_);
-      }
-    }
-    const double grad_norm = clip_grad_norm(optimizer_.parameters(), options_.max_grad_norm);
-    const double lr = options_.adamw.lr * lr_multiplier(options_.schedule, step);
-    const bool skipped = scaling && !std::isfinite(grad_norm);
-    if (skipped) {  // overflow: no update, a smaller scale
-      loss_scale_ /= 2;
-      good_steps_ = 0;
-    } else {
-      optimizer_.step(lr);
-      if (scaling && ++good_steps_ >= options_.loss_scale_growth_interval) {
-        loss_scale_ *= 2;
-        good_steps_ = 0;
-      }
-    }
-    optimizer_.zero_grad();
+    update(step, metrics);
     step_count_ = step + 1;
-    StepMetrics metrics{step_count_, loss_total, lr, grad_norm, tokens, input_tokens,
-                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), std::nullopt, 0.0, false};
-    metrics.loss_scale = used_scale;
-    metrics.skipped = skipped;
+    metrics.step = step_count_;
+    metrics.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const bool last = step_count_ == options_.max_steps;
     if (options_.validation &&
         (last || (options_.eval_every_steps > 0 && step_count_ % options_.eval_every_steps == 0))) {
       metrics.val_loss = evaluate();
     }
     history.push_back(metrics);
-    append_metrics(checkpoint.directory, metrics, gpu_);
+    if (is_primary()) append_metrics(checkpoint.directory, metrics, gpu_);
     if (tensorboard) log_scalars(*tensorboard, metrics);
     if (on_step) on_step(metrics);
     const bool cadence = checkpoint.every_steps > 0 && step_count_ % checkpoint.every_steps == 0;
@@ -233,7 +266,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
   // A run cut short by the data, the clock or a signal still ends with a checkpoint of its last step.
   if (!checkpoint.directory.empty() && step_count_ > 0 && saved_step_ != step_count_) save_checkpoint();
   // Why it stopped, in a line without "step": a resume cuts it away with the steps after its checkpoint.
-  if (stop_signal_ != 0 && !checkpoint.directory.empty()) {
+  if (stop_signal_ != 0 && !checkpoint.directory.empty() && is_primary()) {
     std::ofstream out(std::filesystem::path(checkpoint.directory) / "metrics.jsonl", std::ios::app);
     out << nlohmann::json{{"stopped", stop_reason_}, {"after_step", step_count_}}.dump() << "\n";
   }

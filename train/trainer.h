@@ -1,55 +1,23 @@
-// The one training loop shared by fine-tuning and distillation: micro-batches, gradient
-// accumulation normalised by the trained tokens of the whole window, clipping, AdamW, the
-// schedule, and a NaN guard. What a step computes is pluggable (TrainingStep).
+// The one training loop shared by every method: micro-batches, gradient accumulation normalised
+// over the whole window (by the step's normaliser: trained tokens for token losses), clipping,
+// the optimizer, the schedule, and a NaN guard. What a step computes is pluggable (TrainingStep),
+// so are the optimizer (Optimizer) and what the loop agrees on with other processes (Collective).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "data/batch.h"
+#include "train/collective.h"
 #include "train/optimizer.h"
+#include "train/step.h"
 
 namespace retort {
-
-struct Batch {
-  at::Tensor input_ids;       // [B, T] int64
-  at::Tensor labels;          // [B, T] int64, kIgnoreIndex where nothing is learned
-  at::Tensor attention_mask;  // [B, T] 1 = token, 0 = padding (optional)
-  at::Tensor position_ids;    // [B, T] (optional; packing restarts them per example)
-  at::Tensor segment_ids;     // [B, T] (optional) packed rows: attention stays within a segment
-  // Per row, the loader's numbers of the sequences in it, in order (a cached teacher's keys).
-  std::vector<std::vector<int64_t>> sequence_ids = {};
-  // Tokens that carry loss: labels[:, 1:] != kIgnoreIndex (a position predicts the next label).
-  int64_t trained_tokens() const;
-};
-
-struct StepResult {
-  at::Tensor loss_sum;  // scalar, summed over the batch's trained tokens, autograd-connected
-  int64_t tokens = 0;
-};
-
-class TrainingStep {
- public:
-  virtual ~TrainingStep() = default;
-  virtual StepResult forward(const Batch& batch) = 0;
-  // Training mode (dropout on) or evaluation mode.
-  virtual void set_training(bool training) { (void)training; }
-  // What the optimizer updates, with the names checkpoints store them under.
-  virtual std::vector<std::pair<std::string, at::Tensor>> named_trainable_parameters() = 0;
-  std::vector<at::Tensor> trainable_parameters();
-};
-
-class BatchSource {
- public:
-  virtual ~BatchSource() = default;
-  virtual std::optional<Batch> next() = 0;  // nullopt: the data is exhausted
-  // The position to resume from (epoch, offset, shuffle seed...), as JSON text.
-  virtual std::string state() const = 0;
-  virtual void restore(const std::string& state) = 0;
-};
 
 // Where and how often the loop checkpoints; resume picks up the newest checkpoint there.
 struct CheckpointOptions {
@@ -78,6 +46,11 @@ struct TrainerOptions {
   // Validation: the mean loss over all of `validation` every `eval_every_steps` and at the end.
   BatchSource* validation = nullptr;
   int64_t eval_every_steps = 0;
+  // The optimizer over the step's named trainable parameters; unset: AdamW with `adamw`.
+  std::function<std::unique_ptr<Optimizer>(NamedTensors)> make_optimizer;
+  // Other processes of the run (null: this process alone). Rank 0 writes metrics and TensorBoard;
+  // checkpoints are written by every rank that owns state and committed by rank 0.
+  Collective* collective = nullptr;
   // Polled between micro-batches: a non-zero signal number stops the run at the next safe point.
   // A step whose optimizer update has not begun is abandoned (data position and random state put
   // back); the run then ends with a checkpoint of its last completed step.
@@ -95,6 +68,8 @@ struct StepMetrics {
   std::optional<double> val_loss;  // when validation ran after this step
   double loss_scale = 0;           // dynamic loss scaling: the scale used (0: none)
   bool skipped = false;            // the gradients overflowed: no update was made
+  // The step's named loss parts (KD: "kd" and "ce"), each a mean over the same normaliser.
+  std::vector<std::pair<std::string, double>> loss_parts;
 };
 
 class Trainer {
@@ -118,13 +93,28 @@ class Trainer {
   void cut_logs_back(int64_t last_step) const;
   // Checks options_.stop_requested; records the signal and returns true when one is pending.
   bool stop_pending();
+  // The next window of micro-batches (empty: the data ended), its normaliser and input tokens.
+  struct Window {
+    std::vector<Batch> batches;
+    int64_t normaliser = 0;
+    int64_t input_tokens = 0;
+  };
+  Window next_window();
   // Runs the window's forward and backward passes; false when a stop abandoned the step.
-  bool forward_backward(const std::vector<Batch>& window, int64_t tokens, double& loss_total);
+  bool forward_backward(const Window& window, StepMetrics& metrics);
+  // Unscales, clips and applies the gradients (or skips an overflowing step); fills the metrics.
+  void update(int64_t step, StepMetrics& metrics);
+  void register_gradient_hooks();
+  bool is_primary() const { return collective_->is_primary(); }
 
   TrainingStep& step_;
   BatchSource& data_;
   TrainerOptions options_;
-  AdamW optimizer_;
+  SingleProcess single_process_;
+  Collective* collective_;
+  std::unique_ptr<Optimizer> optimizer_;
+  NamedTensors trainable_;
+  bool closes_window_ = false;  // the micro-batch in backward is its window's last
   int64_t step_count_ = 0;
   int64_t saved_step_ = -1;
   double loss_scale_ = 0;

@@ -1,16 +1,18 @@
-// `retort run` for fine-tuning: a recipe becomes a model (with fresh LoRA adapters or fully
-// trainable), a tokenizer and chat template, scanned train/validation data and loaders, and one
-// Trainer run that resumes from the output directory's newest checkpoint.
+// `retort run`: a recipe becomes a model (with fresh LoRA adapters or fully trainable), a
+// tokenizer and chat template, scanned train/validation data and loaders, the step of its method
+// (run/method.h), and one Trainer run that resumes from the output directory's newest checkpoint;
+// then the adapter and exports. `retort cache-teacher` is assembled from the same builders.
 #pragma once
 
 #include <functional>
 #include <optional>
 #include <string>
 
-#include "train/recipe.h"
+#include "distill/cache_run.h"
+#include "recipe/recipe.h"
 #include "train/trainer.h"
 
-namespace retort {
+namespace retort::run {
 
 struct RunEvents {
   std::function<void(const std::string&)> info;                           // one-off lines
@@ -29,6 +31,10 @@ struct RunOutcome {
 };
 
 // `recipe_yaml`: the resolved recipe, stored with every checkpoint.
-RunOutcome run_finetune(const Recipe& recipe, const std::string& recipe_yaml, const RunEvents& events);
+RunOutcome run_recipe(const Recipe& recipe, const std::string& recipe_yaml, const RunEvents& events);
 
-}  // namespace retort
+// `retort cache-teacher`: the recipe's teacher over its train and validation data into
+// distill.teacher_cache (distill/cache_run.h).
+CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events);
+
+}  // namespace retort::run

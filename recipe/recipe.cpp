@@ -1,5 +1,5 @@
 // The recipe's field table: one place that names every key, its type, default and choices.
-#include "train/recipe.h"
+#include "recipe/recipe.h"
 
 #include "io/atomic_file.h"
 #include "io/config_visitor.h"
@@ -10,6 +10,7 @@ namespace {
 
 void describe(Recipe& r, ConfigVisitor& v) {
   v.field("name", r.name, "a name for the run");
+  v.field("method", r.method, "sft, kd or kd_offline (default: sft, or what the distill section implies)");
   v.section("model", [&](ConfigVisitor& s) {
     s.field("path", r.model.path, "HF model directory or .gguf file");
     s.choice("dtype", r.model.dtype, {"float32", "bfloat16", "float16"}, "weights' dtype");

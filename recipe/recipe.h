@@ -107,7 +107,7 @@ struct ExportSection {
   std::string quant = "f16";
 };
 
-// Logit distillation from a teacher sharing the student's tokenizer (distill/). Empty teacher: plain SFT.
+// Logit distillation from a teacher sharing the student's tokenizer (methods kd and kd_offline).
 struct DistillSection {
   std::string teacher;              // HF model directory or .gguf
   std::string teacher_dtype = "float32";  // float32 | bfloat16 | float16: activations and unquantised weights
@@ -128,6 +128,9 @@ struct DistillSection {
 
 struct Recipe {
   std::string name;
+  // The training method (run/method.h): sft | kd | kd_offline. Empty: what the distill section
+  // implies (teacher_cache: kd_offline, teacher: kd, neither: sft).
+  std::string method;
   ModelSection model;
   TokenizerSection tokenizer;
   DataSection data;
