@@ -19,7 +19,8 @@
 #include "lora/lora.h"
 #include "models/generate.h"
 #include "models/loader.h"
-#include "train/losses.h"
+#include "finetune/sft_step.h"
+#include "train/trainer.h"
 
 namespace retort::cli {
 namespace {
@@ -167,104 +168,41 @@ int run_logits(const ParsedArgs& args) {
   return 0;
 }
 
-struct EvalTotals {
-  double loss_sum = 0;
-  int64_t tokens = 0;
-  int64_t sequences = 0;
-};
-
-void eval_batch(CausalLM& model, std::vector<std::vector<int64_t>>& batch, EvalTotals& totals) {
-  if (batch.empty()) return;
-  size_t longest = 0;
-  for (const auto& ids : batch) longest = std::max(longest, ids.size());
-  const int64_t rows = static_cast<int64_t>(batch.size()), cols = static_cast<int64_t>(longest);
-  at::Tensor input = at::zeros({rows, cols}, at::kLong);
-  at::Tensor labels = at::full({rows, cols}, kIgnoreIndex, at::kLong);
-  at::Tensor mask = at::zeros({rows, cols}, at::kLong);
-  for (int64_t r = 0; r < rows; ++r) {  // right padding: padded keys are masked, labels ignored
-    const at::Tensor ids = at::tensor(batch[r], at::kLong);
-    input[r].narrow(0, 0, ids.numel()).copy_(ids);
-    labels[r].narrow(0, 0, ids.numel()).copy_(ids);
-    mask[r].narrow(0, 0, ids.numel()).fill_(1);
-  }
-  ForwardOptions options;
-  options.attention_mask = mask.to(model.device());
-  const at::Tensor hidden = model.forward_hidden(input.to(model.device()), options);
-  const TokenLoss loss = causal_lm_loss(hidden, model.output_weight(), labels);
-  totals.loss_sum += loss.sum.item<double>();
-  totals.tokens += loss.tokens;
-  totals.sequences += rows;
-  batch.clear();
-}
-
+// Mean next-token loss over a file of sequences, through the evaluation path validation uses.
 int run_eval(const ParsedArgs& args) {
   const auto data = args.get("data");
   if (!data) throw bad_input("retort eval: --data FILE.jsonl is required");
   const int64_t batch_size = args.get_int("batch-size", 8);
   if (batch_size <= 0) throw bad_input("must be positive").key("--batch-size");
   const LoadedModel loaded = load_from_args(args);
-  CausalLM& model = *loaded.model;
+  data::TokenSequenceBatches batches(*data, model_tokenizer(*args.get("model")), loaded.model->config().vocab_size,
+                                     batch_size);
+  SftStep step(*loaded.model);
   c10::InferenceMode inference;
-  EvalTotals totals;
-  std::vector<std::vector<int64_t>> batch;
-  for_each_token_sequence(*data, *args.get("model"), model.config().vocab_size, [&](std::vector<int64_t> ids) {
-    if (ids.size() < 2) return;  // nothing to predict
-    batch.push_back(std::move(ids));
-    if (static_cast<int64_t>(batch.size()) == batch_size) eval_batch(model, batch, totals);
-  });
-  eval_batch(model, batch, totals);
-  if (totals.tokens == 0) throw bad_input("no sequence with at least two tokens").file(*data);
-  const double mean = totals.loss_sum / static_cast<double>(totals.tokens);
+  SingleProcess alone;
+  const Evaluation evaluation = evaluate_step(step, batches, alone);
+  if (evaluation.normaliser == 0) throw bad_input("no sequence with at least two tokens").file(*data);
+  const double mean = evaluation.mean();
   if (args.has("json")) {
-    std::cout << nlohmann::json{{"loss", mean}, {"perplexity", std::exp(mean)}, {"tokens", totals.tokens},
-                                {"sequences", totals.sequences}}
+    std::cout << nlohmann::json{{"loss", mean}, {"perplexity", std::exp(mean)}, {"tokens", evaluation.normaliser},
+                                {"sequences", evaluation.rows}}
                      .dump()
               << "\n";
   } else {
     std::printf("loss %.6f  perplexity %.4f  tokens %lld  sequences %lld\n", mean, std::exp(mean),
-                static_cast<long long>(totals.tokens), static_cast<long long>(totals.sequences));
+                static_cast<long long>(evaluation.normaliser), static_cast<long long>(evaluation.rows));
   }
   return 0;
 }
 
 }  // namespace
 
-void for_each_token_sequence(const std::string& path, const std::string& model_path, int64_t vocab_size,
-                             const std::function<void(std::vector<int64_t>)>& sequence) {
-  std::ifstream in(path);
-  if (!in) throw bad_input("cannot read").file(path);
-  std::unique_ptr<Tokenizer> tokenizer;  // loaded at the first {"text": ...} line
-  std::string line;
-  for (int64_t line_number = 1; std::getline(in, line); ++line_number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json record;
-    try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& error) {
-      throw bad_input(std::string("invalid JSON: ") + error.what()).file(path).line(line_number);
-    }
-    if (!record.is_object() || (!record.contains("ids") && !record.contains("text"))) {
-      throw bad_input("expected an object with \"ids\": [...] or \"text\": \"...\"").file(path).line(line_number);
-    }
-    std::vector<int64_t> ids;
-    if (record.contains("text")) {
-      if (!record["text"].is_string()) throw bad_input("\"text\" must be a string").file(path).line(line_number).key("text");
-      if (!tokenizer) tokenizer = load_tokenizer(model_path);
-      for (TokenId id : tokenizer->encode(record["text"].get<std::string>(), /*add_special_tokens=*/true)) {
-        ids.push_back(id);
-      }
-    }
-    for (const auto& id : record.value("ids", nlohmann::json::array())) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= vocab_size) {
-        throw bad_input("\"ids\" must hold token ids in [0, " + std::to_string(vocab_size) + ")")
-            .file(path)
-            .line(line_number)
-            .key("ids");
-      }
-      ids.push_back(id.get<int64_t>());
-    }
-    sequence(std::move(ids));
-  }
+data::TokenizerSource model_tokenizer(const std::string& model_path) {
+  auto tokenizer = std::make_shared<std::unique_ptr<Tokenizer>>();
+  return [tokenizer, model_path]() -> const Tokenizer& {
+    if (!*tokenizer) *tokenizer = load_tokenizer(model_path);
+    return **tokenizer;
+  };
 }
 
 SamplingOptions sampling_from_args(const ParsedArgs& args, int64_t default_max_new_tokens) {

@@ -1,6 +1,8 @@
 // `retort generate`, `retort logits`, `retort eval`: specs and handlers.
 #pragma once
 
+#include "data/token_sequences.h"
+
 #include <functional>
 
 #include "cli/args.h"
@@ -16,10 +18,8 @@ CommandSpec eval_command();
 // options the command does not declare keep their defaults.
 SamplingOptions sampling_from_args(const ParsedArgs& args, int64_t default_max_new_tokens);
 
-// Each line of a JSONL file of {"ids": [...]} or {"text": "..."} (tokenized with the model's
-// tokenizer, BOS as it adds it) as token ids; bad_input with file:line on anything else.
-void for_each_token_sequence(const std::string& path, const std::string& model_path, int64_t vocab_size,
-                             const std::function<void(std::vector<int64_t>)>& sequence);
+// The model's own tokenizer, loaded when first asked for (data/token_sequences.h).
+data::TokenizerSource model_tokenizer(const std::string& model_path);
 
 // "1,2,3" -> ids; bad_input naming `option` on anything else.
 std::vector<int64_t> parse_id_list(const std::string& text, const std::string& option);

@@ -35,7 +35,8 @@ int run_prune(const ParsedArgs& args) {
       throw bad_input("--depth and --mlp-width rank layers and neurons on --calibration FILE.jsonl").key("calibration");
     }
     const int64_t max_tokens = args.get_int("calibration-tokens", 512);
-    for_each_token_sequence(*calibration_path, model_path, config.vocab_size, [&](std::vector<int64_t> ids) {
+    data::for_each_token_sequence(*calibration_path, model_tokenizer(model_path), config.vocab_size,
+                                  [&](std::vector<int64_t> ids) {
       if (static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
       if (!ids.empty()) calibration.push_back(std::move(ids));
     });

@@ -127,9 +127,9 @@ int run_recipe(const ParsedArgs& args) {
     report_signal_stop(args, outcome);
     return exit_status_for_signal(outcome.stop_signal);
   }
-  const char* why = outcome.stop_reason == "time"   ? " (stopped by training.max_minutes)"
-                    : outcome.stop_reason == "data" ? " (the data ran out)"
-                                                    : "";
+  const char* why = outcome.stop_reason == StopReason::kTime   ? " (stopped by training.max_minutes)"
+                    : outcome.stop_reason == StopReason::kData ? " (the data ran out)"
+                                                               : "";
   std::cout << "trained " << outcome.steps << " of " << outcome.total_steps << " steps" << why << "\n"
             << "checkpoints and metrics.jsonl: " << outcome.output_dir << "\n";
   if (!outcome.adapter_dir.empty()) std::cout << "PEFT adapter: " << outcome.adapter_dir << "\n";

@@ -23,7 +23,7 @@ FormatOptions format_options(const DataSection& section) {
   return options;
 }
 
-RecipeText load_recipe_text(const Recipe& recipe) {
+RecipeText load_recipe_text(const Recipe& recipe, const std::string& family_template) {
   const std::string path = expand_home(recipe.tokenizer.path.empty() ? recipe.model.path : recipe.tokenizer.path);
   if (path.empty()) throw bad_input("no tokenizer: set model.path or tokenizer.path").key("model.path");
   RecipeText text;
@@ -32,7 +32,15 @@ RecipeText load_recipe_text(const Recipe& recipe) {
   if (!recipe.tokenizer.chat_template.empty()) {
     text.chat_template = chat::ChatTemplate::by_name(recipe.tokenizer.chat_template);
   } else if (format.format == ExampleFormat::kChat || format.prompt_template == "chat") {
-    text.chat_template = chat::ChatTemplate::detect(chat::load_chat_template_source(path));
+    std::string source;
+    try {
+      source = chat::load_chat_template_source(path);
+    } catch (const Error&) {
+      if (family_template.empty()) throw;
+      text.chat_template = chat::ChatTemplate::by_name(family_template);  // the model has none of its own
+      return text;
+    }
+    text.chat_template = chat::ChatTemplate::detect(source);
   }
   return text;
 }

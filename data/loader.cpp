@@ -198,6 +198,10 @@ DataLoader::DataLoader(std::shared_ptr<const ExampleSource> source, const DataPi
     : source_(std::move(source)), pipeline_(pipeline), sequences_(std::move(sequences)), options_(options) {
   if (sequences_.empty()) throw bad_input("no examples are left to train on").file(source_->path());
   if (options_.batch_size < 1) throw bad_input("the batch size must be at least 1");
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size) {
+    throw internal_error("data loader rank " + std::to_string(options_.rank) + " of world size " +
+                         std::to_string(options_.world_size));
+  }
   start_epoch(0);
 }
 
@@ -233,7 +237,7 @@ void DataLoader::start_epoch(int64_t epoch) {
 
 Batch DataLoader::assemble(int64_t batch) const {
   const size_t rows = row_starts_.size() - 1;
-  const size_t first_row = static_cast<size_t>(batch * options_.batch_size);
+  const size_t first_row = static_cast<size_t>((batch * options_.world_size + options_.rank) * options_.batch_size);
   const size_t last_row = std::min(rows, first_row + static_cast<size_t>(options_.batch_size));
   std::vector<Row> batch_rows;
   std::vector<std::vector<int64_t>> sequence_ids;
@@ -266,7 +270,10 @@ Batch DataLoader::assemble(int64_t batch) const {
 
 int64_t DataLoader::batches_per_epoch() const {
   const int64_t rows = static_cast<int64_t>(row_starts_.size()) - 1;
-  return (rows + options_.batch_size - 1) / options_.batch_size;
+  // Global batch b is kept when its last rank's first row exists.
+  const int64_t last_rank_offset = (options_.world_size - 1) * options_.batch_size;
+  const int64_t per_batch = options_.batch_size * options_.world_size;
+  return rows > last_rank_offset ? (rows - last_rank_offset + per_batch - 1) / per_batch : 0;
 }
 
 std::optional<Batch> DataLoader::next() {
@@ -293,7 +300,11 @@ std::optional<Batch> DataLoader::next() {
 }
 
 std::string DataLoader::state() const {
-  return nlohmann::json{{"epoch", epoch_}, {"batch", batch_}, {"sequences", sequences_.size()}}.dump();
+  return nlohmann::json{{"epoch", epoch_},
+                        {"batch", batch_},
+                        {"row", batch_ * options_.batch_size * options_.world_size},
+                        {"sequences", sequences_.size()}}
+      .dump();
 }
 
 void DataLoader::restore(const std::string& state) {
@@ -309,7 +320,16 @@ void DataLoader::restore(const std::string& state) {
         .file(source_->path());
   }
   start_epoch(json.at("epoch").get<int64_t>());
-  batch_ = json.at("batch").get<int64_t>();
+  const int64_t per_batch = options_.batch_size * options_.world_size;
+  // A state from before data parallelism has no row: its batches were this loader's micro-batches.
+  const int64_t row = json.contains("row") ? json.at("row").get<int64_t>() : json.at("batch").get<int64_t>() * per_batch;
+  if (row % per_batch != 0) {
+    throw bad_input("the checkpoint stopped at row " + std::to_string(row) + " of the epoch, which is not a whole " +
+                    "batch of " + std::to_string(per_batch) + " rows (micro_batch_size x world size); resume with a " +
+                    "world size that divides it")
+        .file(source_->path());
+  }
+  batch_ = row / per_batch;
 }
 
 }  // namespace retort::data

@@ -87,6 +87,11 @@ struct LoaderOptions {
   int64_t epochs = 1;  // 0: repeat forever
   TokenId pad_id = 0;
   int64_t first_sequence_id = 0;  // sequence i is numbered first_sequence_id + i in Batch::sequence_ids
+  // Data parallel: the epoch's rows in order form global batches of batch_size x world_size rows;
+  // rank r reads rows [r x batch_size, (r + 1) x batch_size) of each, so every world size walks the
+  // same rows in the same order. A last global batch that cannot give every rank a row is left out.
+  int64_t rank = 0;
+  int64_t world_size = 1;
 };
 
 class DataLoader : public BatchSource {
@@ -96,10 +101,12 @@ class DataLoader : public BatchSource {
   ~DataLoader() override;
 
   std::optional<Batch> next() override;
-  std::string state() const override;  // {"epoch": e, "batch": b}
+  // {"epoch": e, "batch": b, "row": first row of batch b}: a resume with another world size
+  // continues at the same row.
+  std::string state() const override;
   void restore(const std::string& state) override;
 
-  int64_t batches_per_epoch() const;
+  int64_t batches_per_epoch() const;  // global batches
   int64_t epoch() const { return epoch_; }
 
  private:

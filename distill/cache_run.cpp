@@ -12,7 +12,6 @@
 #include "io/hash.h"
 #include "io/text.h"
 #include "models/loader.h"
-#include "models/gemm.h"
 #include "train/device_info.h"
 #include "train/losses.h"
 #include "train/step.h"
@@ -35,11 +34,11 @@ std::string teacher_fingerprint(const std::string& path, const ModelConfig& conf
 // One sequence's targets: the teacher's hidden states at the positions that predict a trained
 // label [n, H] -> top-k of log_softmax over the shared vocabulary, ids ascending, plus the log of
 // the mass outside them; `chunk` rows of float32 logits at a time.
-TopkBlock teacher_targets(const at::Tensor& rows, const at::Tensor& weight, int64_t k, int64_t chunk) {
+TopkBlock teacher_targets(const at::Tensor& rows, const Projection& head, int64_t k, int64_t chunk) {
   std::vector<at::Tensor> ids, log_probs, rest;
   for (int64_t start = 0; start < rows.size(0); start += chunk) {
     const int64_t n = std::min(chunk, rows.size(0) - start);
-    const at::Tensor log_p = at::log_softmax(gemm_linear(rows.narrow(0, start, n), weight).to(at::kFloat), -1);
+    const at::Tensor log_p = at::log_softmax(head.forward_base(rows.narrow(0, start, n)).to(at::kFloat), -1);
     const auto [values, indices] = log_p.topk(k, -1);
     const auto [sorted_ids, order] = indices.sort(-1);
     ids.push_back(sorted_ids.cpu());
@@ -95,11 +94,11 @@ namespace {
 // flattened so the output projection runs over all of them in equal chunks (one product shape,
 // not one per sequence length), then cut back into sequences and encoded. `next_id`: the number
 // the batch's first sequence must carry.
-std::vector<EncodedSequence> batch_targets(CausalLM& teacher, const Batch& batch, const at::Tensor& weight,
+std::vector<EncodedSequence> batch_targets(CausalLM& teacher, const Batch& batch, const Projection& head,
                                            const TeacherCacheFormat& format, int64_t next_id) {
   at::NoGradGuard no_grad;
   const at::Tensor hidden =
-      teacher.forward_hidden(batch.input_ids, batch_forward_options(batch)).to(weight.device());  // [B, T, H]
+      teacher.forward_hidden(batch.input_ids, batch_forward_options(batch)).to(head.storage().device());  // [B, T, H]
   const int64_t width = batch.labels.size(1);
   std::vector<at::Tensor> positions;
   std::vector<int64_t> counts;
@@ -119,7 +118,7 @@ std::vector<EncodedSequence> batch_targets(CausalLM& teacher, const Batch& batch
   if (counts.empty()) return encoded;
   const at::Tensor flat_positions = at::cat(positions).to(hidden.device());
   const at::Tensor rows = hidden.reshape({-1, hidden.size(-1)}).index_select(0, flat_positions);
-  const TopkBlock all = teacher_targets(rows, weight, format.top_k, 1024);
+  const TopkBlock all = teacher_targets(rows, head, format.top_k, 1024);
   int64_t offset = 0;
   for (const int64_t n : counts) {
     const TopkBlock block{all.ids.narrow(0, offset, n), all.log_probs.narrow(0, offset, n),
@@ -158,7 +157,7 @@ class ShardWriter {
   ShardWriter(CausalLM& teacher, const data::DataPipeline& pipeline, const data::PreparedData& prepared,
               const TeacherCacheJob& job, const CacheEvents& events)
       : teacher_(teacher), pipeline_(pipeline), job_(job), events_(events), numbered_(number_sequences(prepared)),
-        weight_(teacher.output_weight().narrow(0, 0, job.vocab)),
+        head_(teacher.output_head().first_outputs(job.vocab)),
         identity_hash_(cache_identity_hash(job.identity, job.format)) {
     progress_.sequences_total = numbered_.total();
   }
@@ -185,8 +184,8 @@ class ShardWriter {
       outcome_.tokens += shard.tokens;
       outcome_.bytes += shard.bytes;
     }
-    if (weight_.device().is_cuda()) {
-      if (const auto peak = peak_gpu_memory_bytes(weight_.device().has_index() ? weight_.device().index() : 0)) {
+    if (const at::Device device = head_->storage().device(); device.is_cuda()) {
+      if (const auto peak = peak_gpu_memory_bytes(device.has_index() ? device.index() : 0)) {
         outcome_.peak_gpu_mb = static_cast<double>(*peak) / (1 << 20);
       }
     }
@@ -241,7 +240,7 @@ class ShardWriter {
       if (!batch) break;
       const auto started = std::chrono::steady_clock::now();
       const int64_t next_id = shard_first + static_cast<int64_t>(encoded.size());
-      for (EncodedSequence& sequence : batch_targets(teacher_, *batch, weight_, job_.format, next_id)) {
+      for (EncodedSequence& sequence : batch_targets(teacher_, *batch, *head_, job_.format, next_id)) {
         progress_.tokens_done += sequence.tokens;
         ++progress_.sequences_done;
         encoded.push_back(std::move(sequence));
@@ -256,7 +255,7 @@ class ShardWriter {
   const TeacherCacheJob& job_;
   const CacheEvents& events_;
   const NumberedSequences numbered_;
-  const at::Tensor weight_;
+  const std::shared_ptr<Projection> head_;  // the shared vocabulary's rows of the teacher's head
   const uint64_t identity_hash_;
   std::optional<StopSignals> stop_signals_;
   CacheProgress progress_;

@@ -5,7 +5,6 @@
 #include "distill/teacher_cache.h"
 #include "io/error.h"
 #include "lora/lora.h"
-#include "models/gemm.h"
 
 namespace retort {
 namespace {
@@ -38,20 +37,22 @@ StepResult KdStep::forward(const Batch& batch) {
   const at::Tensor targets = next.labels.reshape({-1});
   const at::Tensor counted = next.counted.reshape({-1}).nonzero().squeeze(1);  // [N] rows of [B * (T - 1)]
   TeacherChunkSource teacher;
-  at::Tensor teacher_rows, teacher_weight;  // online: [N, H_teacher], [V, H_teacher]
+  at::Tensor teacher_rows;                  // online: [N, H_teacher]
+  std::shared_ptr<Projection> teacher_head;  // online: the shared rows of the teacher's head
   TopkBlock cached;                         // offline: [N, k] targets
   if (options_.alpha == 0) {
     // Cross-entropy alone: the teacher is not needed.
   } else if (teacher_ != nullptr) {
     at::NoGradGuard no_grad;
-    teacher_weight = teacher_->output_weight().narrow(0, 0, options_.shared_vocab);
+    teacher_head = teacher_->output_head().first_outputs(options_.shared_vocab);
     // A teacher spread over devices ends where its output weight is (the embedding's device when tied).
-    const at::Tensor teacher_hidden = teacher_->forward_hidden(batch.input_ids, options).to(teacher_weight.device());
+    const at::Tensor teacher_hidden =
+        teacher_->forward_hidden(batch.input_ids, options).to(teacher_head->storage().device());
     teacher_rows = predicting_rows(teacher_hidden, counted.to(teacher_hidden.device()));
     teacher = [&](int64_t start, int64_t rows) {
       at::NoGradGuard no_grad;
       TeacherChunk chunk;
-      chunk.logits = gemm_linear(teacher_rows.narrow(0, start, rows), teacher_weight).to(at::kFloat).to(hidden.device());
+      chunk.logits = teacher_head->forward_base(teacher_rows.narrow(0, start, rows)).to(at::kFloat).to(hidden.device());
       return chunk;
     };
   } else {
@@ -70,7 +71,7 @@ StepResult KdStep::forward(const Batch& batch) {
       return chunk;
     };
   }
-  const TokenLoss loss = distillation_loss(predicting_rows(hidden, counted), student_.output_weight(),
+  const TokenLoss loss = distillation_loss(predicting_rows(hidden, counted), student_.output_head(),
                                            targets.index_select(0, counted), teacher, options_.kd, options_.alpha,
                                            options_.shared_vocab, options_.chunk_tokens);
   return {loss.sum, loss.tokens, loss.tokens, loss.parts};

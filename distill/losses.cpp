@@ -101,12 +101,12 @@ at::Tensor token_divergence_topk(const at::Tensor& student_logits, const at::Ten
   return divergence(log_p, log_q, options) * (t * t);
 }
 
-TokenLoss kd_loss(const at::Tensor& inputs, const at::Tensor& weight, const TeacherChunkSource& teacher,
+TokenLoss kd_loss(const at::Tensor& inputs, const Projection& head, const TeacherChunkSource& teacher,
                   const KdOptions& options, int64_t chunk_tokens) {
-  return distillation_loss(inputs, weight, at::Tensor(), teacher, options, 1.0, weight.size(0), chunk_tokens);
+  return distillation_loss(inputs, head, at::Tensor(), teacher, options, 1.0, head.out_features(), chunk_tokens);
 }
 
-TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, const at::Tensor& targets,
+TokenLoss distillation_loss(const at::Tensor& inputs, const Projection& head, const at::Tensor& targets,
                             const TeacherChunkSource& teacher, const KdOptions& options, double alpha,
                             int64_t shared_vocab, int64_t chunk_tokens) {
   check(options);
@@ -116,7 +116,7 @@ TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, 
   at::Tensor kd_sum = at::zeros({}, inputs.options().dtype(at::kFloat));
   at::Tensor ce_sum = at::zeros({}, inputs.options().dtype(at::kFloat));
   loss.sum = chunked_linear_loss(
-      inputs, weight,
+      inputs, head,
       [&](const at::Tensor& logits, int64_t start) {
         const int64_t rows = logits.size(0);
         at::Tensor total = at::zeros({}, logits.options().dtype(at::kFloat));

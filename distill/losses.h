@@ -69,17 +69,17 @@ struct TeacherChunk {
 using TeacherChunkSource = std::function<TeacherChunk(int64_t start, int64_t rows)>;
 
 // Summed divergence over N counted tokens: the student's hidden states `inputs` [N, H] go through
-// its output projection `weight` [V, H] `chunk_tokens` rows at a time, and each chunk meets the
-// teacher's chunk from `teacher` (dense or sparse). Gradients flow to inputs and weight.
+// its output projection `head` [V, H] `chunk_tokens` rows at a time, and each chunk meets the
+// teacher's chunk from `teacher` (dense or sparse). Gradients flow to inputs and a trainable head.
 // (distillation_loss with alpha 1.)
-TokenLoss kd_loss(const at::Tensor& inputs, const at::Tensor& weight, const TeacherChunkSource& teacher,
+TokenLoss kd_loss(const at::Tensor& inputs, const Projection& head, const TeacherChunkSource& teacher,
                   const KdOptions& options, int64_t chunk_tokens = 1024);
 
 // The distillation objective in one pass through the student's output projection:
 // alpha * (summed divergence) + (1 - alpha) * (summed cross-entropy with `targets` [N]) over N
 // counted tokens. The divergence compares the first `shared_vocab` logits (the rows both models'
 // tokenizer has); the cross-entropy uses all of the student's rows, as causal_lm_loss does.
-TokenLoss distillation_loss(const at::Tensor& inputs, const at::Tensor& weight, const at::Tensor& targets,
+TokenLoss distillation_loss(const at::Tensor& inputs, const Projection& head, const at::Tensor& targets,
                             const TeacherChunkSource& teacher, const KdOptions& options, double alpha,
                             int64_t shared_vocab, int64_t chunk_tokens = 1024);
 

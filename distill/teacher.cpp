@@ -51,9 +51,7 @@ LoadedModel load_teacher(const std::string& path, const TeacherLoadOptions& opti
     const c10::Device device = device_of(item.key());
     if (auto found = quantised.find(item.key()); found != quantised.end()) {
       parameter.set_data(value.to(at::kFloat));
-      found->second->quantize_int8(options.dtype);  // on CPU, then the int8 rows move
-      parameter.set_data(parameter.to(device));
-      found->second->weight_scale.set_data(found->second->weight_scale.to(device));
+      found->second->quantize_int8(options.dtype, device);  // on CPU, then the int8 rows move
     } else {
       parameter.set_data(value.to(device, options.dtype));
     }

@@ -1,5 +1,5 @@
 // GGUF models and GGUF LoRA adapters for llama.cpp and Ollama: metadata as llama.cpp's converter
-// writes it (formats.md §3.4, §3.5, §3.9), HF -> GGUF tensor names from the model family, the Q/K
+// writes it (docs/formats.md §3.4, §3.5, §3.9), HF -> GGUF tensor names from the model family, the Q/K
 // row permutation for arch llama, rope_freqs for Llama 3.1 scaling, tensor types per --quant.
 #include <ATen/ATen.h>
 
@@ -12,7 +12,8 @@
 #include "export/writers.h"
 #include "io/error.h"
 #include "io/gguf.h"
-#include "models/llama.h"
+#include "models/family.h"
+#include "models/decoder.h"
 #include "tokenizer/vocab_files.h"
 
 namespace retort {
@@ -75,32 +76,14 @@ void write_jobs(GgufWriter& writer, const std::vector<GgufTensorJob>& jobs, std:
 // Llama 3.1-style rope scaling as llama.cpp stores it: per-frequency divisors [hd/2].
 std::optional<at::Tensor> rope_frequency_divisors(const ModelConfig& config) {
   if (!config.rope.frequency_divisors.empty()) return at::tensor(config.rope.frequency_divisors, at::kFloat);
-  if (config.rope.type != "llama3") return std::nullopt;
+  if (config.rope.type != RopeScaling::kLlama3) return std::nullopt;
   ModelConfig plain = config;
-  plain.rope.type = "default";
+  plain.rope.type = RopeScaling::kDefault;
   return rope_inverse_frequencies(plain) / rope_inverse_frequencies(config);
 }
 
 void write_architecture_metadata(GgufWriter& writer, const CausalLM& model) {
-  const ModelConfig& config = model.config();
-  const std::string arch = model.gguf_architecture();
-  auto key = [&](const std::string& suffix) { return arch + "." + suffix; };
-  writer.set_u32(key("context_length"), static_cast<uint32_t>(config.max_position_embeddings));
-  writer.set_u32(key("embedding_length"), static_cast<uint32_t>(config.hidden_size));
-  writer.set_u32(key("block_count"), static_cast<uint32_t>(config.num_hidden_layers));
-  writer.set_u32(key("feed_forward_length"), static_cast<uint32_t>(config.intermediate_size));
-  writer.set_u32(key("attention.head_count"), static_cast<uint32_t>(config.num_attention_heads));
-  writer.set_u32(key("attention.head_count_kv"), static_cast<uint32_t>(config.num_key_value_heads));
-  writer.set_f32(key("attention.layer_norm_rms_epsilon"), static_cast<float>(config.rms_norm_eps));
-  writer.set_f32(key("rope.freq_base"), static_cast<float>(config.rope.theta));
-  writer.set_u32(key("rope.dimension_count"), static_cast<uint32_t>(config.head_dim));
-  writer.set_u32(key("attention.key_length"), static_cast<uint32_t>(config.head_dim));
-  writer.set_u32(key("attention.value_length"), static_cast<uint32_t>(config.head_dim));
-  writer.set_u32(key("vocab_size"), static_cast<uint32_t>(config.vocab_size));
-  if (config.rope.type == "linear") {
-    writer.set_string(key("rope.scaling.type"), "linear");
-    writer.set_f32(key("rope.scaling.factor"), static_cast<float>(config.rope.factor));
-  }
+  for (auto& [key, value] : gguf_architecture_metadata(model.family(), model.config())) writer.set(key, value);
 }
 
 template <class T>

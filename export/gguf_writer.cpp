@@ -57,7 +57,7 @@ void put_value(std::string& out, const GgufValue& value) {
       value.data);
 }
 
-// The value type llama.cpp requires for a key it reads ("key ... has wrong type" otherwise; formats.md
+// The value type llama.cpp requires for a key it reads ("key ... has wrong type" otherwise; docs/formats.md
 // §3.4, §3.5, §3.9). Architecture keys are matched by their suffix after "<arch>.".
 std::optional<GgufValueType> required_type(const std::string& key) {
   using T = GgufValueType;

@@ -2,7 +2,7 @@
 // step refuses to run out of order, and everything ggml's reader would reject (duplicate keys or
 // tensor names, names of 64 bytes or more, rows that are not whole blocks, nested arrays, a bad
 // alignment) is refused here, naming the key or tensor. The file appears atomically.
-// Spec: ggml docs/gguf.md and src/gguf.cpp (formats.md §3.1-3.3).
+// Spec: ggml docs/gguf.md and src/gguf.cpp (docs/formats.md §3.1-3.3).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Merged HF checkpoints (config.json, generation_config.json, sharded safetensors, tokenizer
 // files with the chat template) and PEFT adapters, each written into a temp directory that is
-// renamed into place. Reference: transformers save_pretrained, formats.md §1.6, §2.3, §4.
+// renamed into place. Reference: transformers save_pretrained, docs/formats.md §1.6, §2.3, §4.
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
@@ -13,7 +13,7 @@
 #include "io/error.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
-#include "models/llama.h"
+#include "models/decoder.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/gguf_vocab.h"
@@ -145,10 +145,10 @@ RopeConfig recover_rope_parameters(const ModelConfig& config) {
   const std::vector<float>& stored = config.rope.frequency_divisors;
   ModelConfig plain = config;
   plain.rope.frequency_divisors.clear();
-  plain.rope.type = "default";
+  plain.rope.type = RopeScaling::kDefault;
   const at::Tensor inv_freq = rope_inverse_frequencies(plain);
   RopeConfig rope = plain.rope;
-  rope.type = "llama3";
+  rope.type = RopeScaling::kLlama3;
   rope.low_freq_factor = 1.0;
   rope.high_freq_factor = 4.0;
   rope.factor = *std::max_element(stored.begin(), stored.end());

@@ -19,7 +19,7 @@ enum class QuantScheme { kF32, kF16, kBF16, kQ8_0, kQ4_0, kQ4_K_M, kQ5_K_M, kQ6_
 QuantScheme parse_quant_scheme(const std::string& name);
 std::string quant_scheme_name(QuantScheme scheme);
 std::string quant_scheme_names();
-// general.file_type (formats.md §3.8).
+// general.file_type (docs/formats.md §3.8).
 uint32_t quant_scheme_file_type(QuantScheme scheme);
 
 // The per-model facts llama-quantize's choices depend on.

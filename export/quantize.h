@@ -1,6 +1,6 @@
 // Float32 -> ggml tensor types, bit for bit as ggml's reference quantizers in ggml-quants.c
 // (quantize_row_*_ref, what llama-quantize runs without an importance matrix) and gguf-py's
-// quants.py for Q8_0/Q4_0, with the block layouts of formats.md §3.6.
+// quants.py for Q8_0/Q4_0, with the block layouts of docs/formats.md §3.6.
 #pragma once
 
 #include <cstdint>

@@ -44,7 +44,7 @@ ExportPlan export_peft_adapter(const ExportContext& context, bool write, std::os
 std::string ollama_modelfile(const std::string& gguf_file_name, const std::string& chat_template_jinja,
                              const std::string& system_prompt, const Tokenizer& tokenizer);
 
-// HF rows [n*hd, ...] in half-split rope order -> llama.cpp's interleaved order (formats.md §2.4).
+// HF rows [n*hd, ...] in half-split rope order -> llama.cpp's interleaved order (docs/formats.md §2.4).
 at::Tensor permute_for_gguf(const at::Tensor& weight, int64_t heads);
 
 }  // namespace retort

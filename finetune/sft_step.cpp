@@ -12,7 +12,7 @@ SftStep::SftStep(CausalLM& model) : model_(model), trainable_(prepare_trainable_
 
 StepResult SftStep::forward(const Batch& batch) {
   const at::Tensor hidden = model_.forward_hidden(batch.input_ids, batch_forward_options(batch));
-  const TokenLoss loss = causal_lm_loss(hidden, model_.output_weight(), batch.labels);
+  const TokenLoss loss = causal_lm_loss(hidden, model_.output_head(), batch.labels);
   return {loss.sum, loss.tokens, loss.tokens};
 }
 

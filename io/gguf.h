@@ -1,5 +1,5 @@
 // Reader for GGUF v2/v3 files (metadata, tensor infos, memory-mapped tensor data), checking
-// what ggml's gguf.cpp checks (formats.md §3.1-3.3); every problem is a bad_input naming the file.
+// what ggml's gguf.cpp checks (docs/formats.md §3.1-3.3); every problem is a bad_input naming the file.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,7 +18,7 @@ namespace retort {
 
 class MappedFile;
 
-// The ids of gguf.h's enum gguf_type (formats.md §3.1).
+// The ids of gguf.h's enum gguf_type (docs/formats.md §3.1).
 enum class GgufValueType : uint32_t {
   kUint8 = 0,
   kInt8 = 1,

@@ -14,7 +14,7 @@
 namespace retort {
 namespace {
 
-// Block layouts from ggml-common.h (formats.md §3.6); the K-quants use 256-element super-blocks.
+// Block layouts from ggml-common.h (docs/formats.md §3.6); the K-quants use 256-element super-blocks.
 constexpr int64_t kQK = 32;
 constexpr int64_t kQK_K = 256;
 

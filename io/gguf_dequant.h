@@ -1,5 +1,5 @@
 // ggml tensor types (ids, block sizes) and their dequantization to float32, bit for bit as
-// ggml's reference dequantize_row_* in ggml-quants.c (layouts: ggml-common.h, formats.md §3.6).
+// ggml's reference dequantize_row_* in ggml-quants.c (layouts: ggml-common.h, docs/formats.md §3.6).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // safetensors reading (memory-mapped, validated like the reference tensor.rs) and
 // writing (8-aligned header, {"format":"pt"}, sharding with an index, atomic).
-// Spec: huggingface/safetensors README; ../shared/reference/formats.md §1.
+// Spec: huggingface/safetensors README; docs/formats.md §1.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -23,7 +23,7 @@ double LoraSpec::scaling() const {
 
 LoraAdapter::LoraAdapter(const Projection& base, const LoraSpec& lora_spec) : spec(lora_spec) {
   // Adapters stay float32 on a bfloat16/float16 base, as peft's autocast_adapter_dtype does.
-  const auto options = base.weight.options().dtype(at::kFloat);
+  const auto options = at::TensorOptions().dtype(at::kFloat).device(base.storage().device());
   lora_a = at::zeros({spec.rank, base.in_features()}, options);
   lora_b = at::zeros({base.out_features(), spec.rank}, options);
 }
@@ -54,7 +54,7 @@ at::Tensor LoraAdapter::forward(const at::Tensor& input, const Projection& base)
   }
   const at::Tensor lora = gemm_linear(gemm_linear(x, lora_a), lora_b);
   // DoRA: m / ||W + s B A|| rescales the whole direction; the norm is a constant for autograd.
-  const at::Tensor weight = base.weight.to(lora_a.scalar_type());
+  const at::Tensor weight = base.dense_weight(lora_a.scalar_type());
   const at::Tensor delta = at::matmul(lora_b, lora_a) * scaling;
   const at::Tensor norm = dora_weight_norm(weight, delta).detach();
   const at::Tensor magnitude_scale = (magnitude / norm).view({1, -1});
@@ -71,31 +71,36 @@ at::Tensor LoraAdapter::merged_delta(const at::Tensor& base_weight) const {
   return (magnitude / norm).view({-1, 1}) * (weight + delta) - weight;
 }
 
-int64_t merge_adapters(CausalLM& model) {
+bool merge_adapter(Projection& projection) {
+  auto* lora = dynamic_cast<LoraAdapter*>(projection.adapter.get());
+  if (!lora || lora->merged) return false;
   c10::NoGradGuard no_grad;
+  const at::ScalarType dtype = projection.storage().compute_dtype();
+  lora->merged_weight_delta = lora->merged_delta(projection.dense_weight(dtype)).to(dtype);
+  projection.fold_in(lora->merged_weight_delta);
+  lora->merged = true;
+  return true;
+}
+
+bool unmerge_adapter(Projection& projection) {
+  auto* lora = dynamic_cast<LoraAdapter*>(projection.adapter.get());
+  if (!lora || !lora->merged) return false;
+  c10::NoGradGuard no_grad;
+  projection.fold_out(lora->merged_weight_delta);
+  lora->merged_weight_delta = at::Tensor();
+  lora->merged = false;
+  return true;
+}
+
+int64_t merge_adapters(CausalLM& model) {
   int64_t changed = 0;
-  for (auto& [path, projection] : projections_of(model)) {
-    auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get());
-    if (!lora || lora->merged) continue;
-    lora->merged_weight_delta = lora->merged_delta(projection->weight).to(projection->weight.scalar_type());
-    projection->weight.add_(lora->merged_weight_delta);
-    lora->merged = true;
-    ++changed;
-  }
+  for (auto& [path, projection] : projections_of(model)) changed += merge_adapter(*projection) ? 1 : 0;
   return changed;
 }
 
 int64_t unmerge_adapters(CausalLM& model) {
-  c10::NoGradGuard no_grad;
   int64_t changed = 0;
-  for (auto& [path, projection] : projections_of(model)) {
-    auto* lora = dynamic_cast<LoraAdapter*>(projection->adapter.get());
-    if (!lora || !lora->merged) continue;
-    projection->weight.sub_(lora->merged_weight_delta);
-    lora->merged_weight_delta = at::Tensor();
-    lora->merged = false;
-    ++changed;
-  }
+  for (auto& [path, projection] : projections_of(model)) changed += unmerge_adapter(*projection) ? 1 : 0;
   return changed;
 }
 
@@ -199,7 +204,8 @@ LoadedAdapter load_peft_adapter(CausalLM& model, const std::string& adapter_dir)
       std::string name = stem + ".lora_magnitude_vector";
       if (file->find(name) == nullptr) name += ".weight";
       if (file->find(name) == nullptr) throw bad_input("missing DoRA magnitude").file(weights_path).tensor(name);
-      adapter->magnitude = at::empty({projection->out_features()}, projection->weight.options().dtype(at::kFloat));
+      adapter->magnitude = at::empty({projection->out_features()},
+                                     at::TensorOptions().dtype(at::kFloat).device(projection->storage().device()));
       assign(adapter->magnitude, name);
     }
     projection->adapter = adapter;
@@ -296,7 +302,7 @@ int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std
     const double bound = 1.0 / std::sqrt(static_cast<double>(projection->in_features()));
     adapter->lora_a.copy_(at::empty(adapter->lora_a.sizes(), at::kFloat).uniform_(-bound, bound, generator));
     if (spec.use_dora) {
-      adapter->magnitude = at::linalg_vector_norm(projection->weight.to(at::kFloat), 2, {1}, false, std::nullopt);
+      adapter->magnitude = at::linalg_vector_norm(projection->dense_weight(at::kFloat), 2, {1}, false, std::nullopt);
     }
     projection->adapter = adapter;
     ++attached;

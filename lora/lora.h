@@ -52,6 +52,10 @@ int64_t attach_lora(CausalLM& model, const LoraSpec& spec, const std::vector<std
 // adapters changed state.
 int64_t merge_adapters(CausalLM& model);
 int64_t unmerge_adapters(CausalLM& model);
+// The same for one projection; false when it has no adapter in the other state. On a quantized
+// base the merged weight is a dense copy (dequantized + delta) until unmerging restores the base.
+bool merge_adapter(Projection& projection);
+bool unmerge_adapter(Projection& projection);
 
 struct LoadedAdapter {
   LoraSpec spec;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "models/config.h"
+#include "models/linear.h"
 
 namespace retort {
 
@@ -32,6 +33,8 @@ struct ForwardOptions {
   std::vector<at::Tensor>* layer_states = nullptr;
 };
 
+struct ModelFamily;
+
 class CausalLM : public torch::nn::Module {
  public:
   virtual const ModelConfig& config() const = 0;
@@ -40,17 +43,21 @@ class CausalLM : public torch::nn::Module {
   virtual at::Tensor forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) = 0;
   // hidden [..., H] -> logits [..., V] in the model's dtype.
   virtual at::Tensor logits(const at::Tensor& hidden) = 0;
-  // The output projection's weight [V, H] (the embedding when tied), for chunked losses.
-  virtual at::Tensor output_weight() const = 0;
+  // The output projection [V, H] (over the embedding when tied): every logits computation --
+  // chunked losses, distillation, a teacher cache, generation -- goes through it.
+  virtual const Projection& output_head() const = 0;
 
   virtual KVCache make_cache(int64_t batch, int64_t capacity) const = 0;
 
+  // The family that built this model (models/family.h), set by create_model.
+  const ModelFamily& family() const;
+  void set_family(const ModelFamily& family) { family_ = &family; }
   // HF name -> GGUF name for this family (e.g. "model.norm.weight" -> "output_norm.weight").
-  virtual std::string gguf_tensor_name(const std::string& hf_name) const = 0;
+  std::string gguf_tensor_name(const std::string& hf_name) const;
   // Whether the GGUF tensor for `hf_name` has llama.cpp's Q/K row permutation, and its head count.
-  virtual std::optional<int64_t> gguf_permuted_heads(const std::string& hf_name) const = 0;
+  std::optional<int64_t> gguf_permuted_heads(const std::string& hf_name) const;
   // GGUF general.architecture of this model ("llama", "qwen2").
-  virtual std::string gguf_architecture() const = 0;
+  const std::string& gguf_architecture() const;
 
   at::Tensor forward_logits(const at::Tensor& input_ids, const ForwardOptions& options = {}) {
     return logits(forward_hidden(input_ids, options));
@@ -73,6 +80,7 @@ class CausalLM : public torch::nn::Module {
  protected:
   bool activation_checkpointing_ = false;
   std::vector<c10::Device> layer_devices_;
+  const ModelFamily* family_ = nullptr;
 };
 
 }  // namespace retort

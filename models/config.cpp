@@ -9,54 +9,14 @@
 
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "models/family.h"
 
 namespace retort {
 namespace {
 
 using Json = nlohmann::json;
 
-struct Reader {
-  const Json& json;
-  const std::string& source;
-
-  bool has(const char* key) const { return json.contains(key) && !json[key].is_null(); }
-
-  int64_t integer(const char* key, int64_t fallback) const {
-    if (!has(key)) return fallback;
-    if (!json[key].is_number_integer()) throw bad_input("expected an integer").file(source).key(key);
-    return json[key].get<int64_t>();
-  }
-  double number(const Json& object, const std::string& key, double fallback) const {
-    if (!object.contains(key) || object[key].is_null()) return fallback;
-    if (!object[key].is_number()) throw bad_input("expected a number").file(source).key(key);
-    return object[key].get<double>();
-  }
-  bool boolean(const char* key, bool fallback) const {
-    if (!has(key)) return fallback;
-    if (!json[key].is_boolean()) throw bad_input("expected true or false").file(source).key(key);
-    return json[key].get<bool>();
-  }
-  std::string string(const char* key, const std::string& fallback) const {
-    if (!has(key)) return fallback;
-    if (!json[key].is_string()) throw bad_input("expected a string").file(source).key(key);
-    return json[key].get<std::string>();
-  }
-  // An id or a list of ids.
-  std::vector<int64_t> ids(const Json& object, const char* key) const {
-    std::vector<int64_t> out;
-    if (!object.contains(key) || object[key].is_null()) return out;
-    const Json& value = object[key];
-    if (value.is_number_integer()) return {value.get<int64_t>()};
-    if (!value.is_array()) throw bad_input("expected a token id or a list of ids").file(source).key(key);
-    for (const Json& id : value) {
-      if (!id.is_number_integer()) throw bad_input("expected integer token ids").file(source).key(key);
-      out.push_back(id.get<int64_t>());
-    }
-    return out;
-  }
-};
-
-void parse_rope(const Reader& reader, ModelConfig& config) {
+void parse_rope(const HfConfigReader& reader, ModelConfig& config) {
   const Json& json = reader.json;
   config.rope.theta = reader.number(json, "rope_theta", 10000.0);
   const Json* scaling = nullptr;
@@ -78,12 +38,17 @@ void parse_rope(const Reader& reader, ModelConfig& config) {
       break;
     }
   }
-  if (type != "default" && type != "linear" && type != "llama3") {
+  if (type == "default") {
+    config.rope.type = RopeScaling::kDefault;
+  } else if (type == "linear") {
+    config.rope.type = RopeScaling::kLinear;
+  } else if (type == "llama3") {
+    config.rope.type = RopeScaling::kLlama3;
+  } else {
     throw bad_input("rope type '" + type + "' is not supported (supported: default, linear, llama3)")
         .file(reader.source)
         .key(std::string(scaling_key) + ".rope_type");
   }
-  config.rope.type = type;
   config.rope.factor = reader.number(*scaling, "factor", 1.0);
   config.rope.low_freq_factor = reader.number(*scaling, "low_freq_factor", 1.0);
   config.rope.high_freq_factor = reader.number(*scaling, "high_freq_factor", 4.0);
@@ -98,6 +63,43 @@ void add_unique(std::vector<int64_t>& ids, const std::vector<int64_t>& more) {
 }
 
 }  // namespace
+
+int64_t HfConfigReader::integer(const char* key, int64_t fallback) const {
+  if (!has(key)) return fallback;
+  if (!json[key].is_number_integer()) throw bad_input("expected an integer").file(source).key(key);
+  return json[key].get<int64_t>();
+}
+
+double HfConfigReader::number(const Json& object, const std::string& key, double fallback) const {
+  if (!object.contains(key) || object[key].is_null()) return fallback;
+  if (!object[key].is_number()) throw bad_input("expected a number").file(source).key(key);
+  return object[key].get<double>();
+}
+
+bool HfConfigReader::boolean(const char* key, bool fallback) const {
+  if (!has(key)) return fallback;
+  if (!json[key].is_boolean()) throw bad_input("expected true or false").file(source).key(key);
+  return json[key].get<bool>();
+}
+
+std::string HfConfigReader::string(const char* key, const std::string& fallback) const {
+  if (!has(key)) return fallback;
+  if (!json[key].is_string()) throw bad_input("expected a string").file(source).key(key);
+  return json[key].get<std::string>();
+}
+
+std::vector<int64_t> HfConfigReader::ids(const Json& object, const char* key) const {
+  std::vector<int64_t> out;
+  if (!object.contains(key) || object[key].is_null()) return out;
+  const Json& value = object[key];
+  if (value.is_number_integer()) return {value.get<int64_t>()};
+  if (!value.is_array()) throw bad_input("expected a token id or a list of ids").file(source).key(key);
+  for (const Json& id : value) {
+    if (!id.is_number_integer()) throw bad_input("expected integer token ids").file(source).key(key);
+    out.push_back(id.get<int64_t>());
+  }
+  return out;
+}
 
 void ModelConfig::validate(const std::string& source) const {
   auto positive = [&](int64_t value, const char* key) {
@@ -119,13 +121,35 @@ void ModelConfig::validate(const std::string& source) const {
   if (head_dim % 2 != 0) throw bad_input("head_dim must be even for RoPE").file(source).key("head_dim");
   if (rms_norm_eps <= 0) throw bad_input("must be positive").file(source).key("rms_norm_eps");
   if (rope.factor <= 0) throw bad_input("rope factor must be positive").file(source).key("rope_scaling.factor");
+  if (!layer_attention.empty() && static_cast<int64_t>(layer_attention.size()) != num_hidden_layers) {
+    throw bad_input("per-layer attention is given for " + std::to_string(layer_attention.size()) + " layers, not " +
+                    std::to_string(num_hidden_layers))
+        .file(source)
+        .key("layer_types");
+  }
+}
+
+std::string rope_scaling_name(RopeScaling scaling) {
+  switch (scaling) {
+    case RopeScaling::kDefault: return "default";
+    case RopeScaling::kLinear: return "linear";
+    case RopeScaling::kLlama3: return "llama3";
+    case RopeScaling::kFrequencyDivisors: return "gguf_freq_factors";
+  }
+  return "";
+}
+
+LayerAttention ModelConfig::attention_of(int64_t layer) const {
+  if (layer_attention.empty()) return {sliding_window, rope.theta};
+  return layer_attention.at(static_cast<size_t>(layer));
 }
 
 std::string ModelConfig::summary() const {
   return architecture + ": " + std::to_string(num_hidden_layers) + " layers, hidden " + std::to_string(hidden_size) +
          ", heads " + std::to_string(num_attention_heads) + "/" + std::to_string(num_key_value_heads) + " (head_dim " +
          std::to_string(head_dim) + "), mlp " + std::to_string(intermediate_size) + ", vocab " +
-         std::to_string(vocab_size) + ", rope " + rope.type + (tie_word_embeddings ? ", tied embeddings" : "");
+         std::to_string(vocab_size) + ", rope " + rope_scaling_name(rope.type) +
+         (tie_word_embeddings ? ", tied embeddings" : "");
 }
 
 ModelConfig parse_hf_config(const std::string& json_text, const std::string& source) {
@@ -136,7 +160,7 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
     throw bad_input(std::string("invalid JSON: ") + error.what()).file(source);
   }
   if (!json.is_object()) throw bad_input("config is not a JSON object").file(source);
-  const Reader reader{json, source};
+  const HfConfigReader reader{json, source};
   ModelConfig config;
   if (json.contains("architectures")) {
     const Json& list = json["architectures"];
@@ -146,11 +170,16 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
     config.architecture = list[0].get<std::string>();
   }
   config.model_type = reader.string("model_type", config.model_type);
-  const bool qwen2 = config.model_type == "qwen2" || config.architecture == "Qwen2ForCausalLM";
-  const bool mistral = config.model_type == "mistral" || config.architecture == "MistralForCausalLM";
-  config.vocab_size = reader.integer("vocab_size", qwen2 ? 151936 : 32000);
+  // The family's own fields and defaults. An architecture no family builds is read as Llama's,
+  // so that building it fails with the list of supported ones (models/registry.h).
+  const ModelFamily* family = find_family_for_architecture(config.architecture);
+  if (family == nullptr && !json.contains("architectures")) {
+    for (const ModelFamily& candidate : model_families()) {
+      if (candidate.name == config.model_type) family = &candidate;
+    }
+  }
+  if (family == nullptr) family = &model_families().front();
   config.hidden_size = reader.integer("hidden_size", 4096);
-  config.intermediate_size = reader.integer("intermediate_size", qwen2 ? 22016 : (mistral ? 14336 : 11008));
   config.num_hidden_layers = reader.integer("num_hidden_layers", 32);
   config.num_attention_heads = reader.integer("num_attention_heads", 32);
   config.num_key_value_heads = reader.integer("num_key_value_heads", config.num_attention_heads);
@@ -158,20 +187,9 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
     throw bad_input("must be positive").file(source).key("num_attention_heads");
   }
   config.head_dim = reader.integer("head_dim", config.hidden_size / config.num_attention_heads);
-  config.max_position_embeddings = reader.integer("max_position_embeddings", qwen2 ? 32768 : 2048);
   config.rms_norm_eps = reader.number(json, "rms_norm_eps", 1e-6);
   config.tie_word_embeddings = reader.boolean("tie_word_embeddings", false);
-  if (qwen2) {
-    config.attention_bias = true;  // Qwen2 always has q/k/v biases
-    if (reader.boolean("use_sliding_window", false) && reader.has("sliding_window")) {
-      config.sliding_window = reader.integer("sliding_window", 0);
-    }
-  } else {
-    config.attention_bias = reader.boolean("attention_bias", false);
-    config.o_proj_bias = config.attention_bias;
-    config.mlp_bias = reader.boolean("mlp_bias", false);
-    if (mistral && reader.has("sliding_window")) config.sliding_window = reader.integer("sliding_window", 0);
-  }
+  family->read_hf_config(reader, config);
   parse_rope(reader, config);
   const std::vector<int64_t> bos = reader.ids(json, "bos_token_id");
   if (!bos.empty()) config.bos_token_id = bos.front();
@@ -184,11 +202,10 @@ ModelConfig parse_hf_config(const std::string& json_text, const std::string& sou
 }
 
 std::string hf_config_json(const ModelConfig& config, const std::string& dtype_name) {
-  const bool qwen2 = config.architecture == "Qwen2ForCausalLM";
-  const bool mistral = config.architecture == "MistralForCausalLM";
+  const ModelFamily& family = family_for_architecture(config.architecture, "the model's config");
   nlohmann::ordered_json json;
   json["architectures"] = {config.architecture};
-  json["model_type"] = qwen2 ? "qwen2" : (mistral ? "mistral" : "llama");
+  json["model_type"] = family.name;
   json["vocab_size"] = config.vocab_size;
   json["hidden_size"] = config.hidden_size;
   json["intermediate_size"] = config.intermediate_size;
@@ -200,29 +217,22 @@ std::string hf_config_json(const ModelConfig& config, const std::string& dtype_n
   json["rms_norm_eps"] = config.rms_norm_eps;
   json["hidden_act"] = "silu";
   json["rope_theta"] = config.rope.theta;
-  if (config.rope.type == "llama3") {
+  if (config.rope.type == RopeScaling::kLlama3) {
     json["rope_scaling"] = {{"rope_type", "llama3"},
                             {"factor", config.rope.factor},
                             {"low_freq_factor", config.rope.low_freq_factor},
                             {"high_freq_factor", config.rope.high_freq_factor},
                             {"original_max_position_embeddings", config.rope.original_max_position_embeddings}};
-  } else if (config.rope.type == "linear") {
+  } else if (config.rope.type == RopeScaling::kLinear) {
     json["rope_scaling"] = {{"rope_type", "linear"}, {"factor", config.rope.factor}};
-  } else if (config.rope.type != "default") {
-    throw bad_input("rope type '" + config.rope.type +
+  } else if (config.rope.type != RopeScaling::kDefault) {
+    throw bad_input("rope type '" + rope_scaling_name(config.rope.type) +
                     "' (per-frequency divisors from a GGUF rope_freqs tensor) has no config.json form; export "
                     "from the original HF checkpoint instead")
         .key("rope");
   }
   json["tie_word_embeddings"] = config.tie_word_embeddings;
-  if (qwen2) {
-    json["use_sliding_window"] = config.sliding_window.has_value();
-    if (config.sliding_window) json["sliding_window"] = *config.sliding_window;
-  } else {
-    json["attention_bias"] = config.attention_bias;
-    json["mlp_bias"] = config.mlp_bias;
-    if (mistral) json["sliding_window"] = config.sliding_window ? nlohmann::ordered_json(*config.sliding_window) : nullptr;
-  }
+  family.write_hf_config(config, json);
   if (config.bos_token_id) json["bos_token_id"] = *config.bos_token_id;
   if (!config.eos_token_ids.empty()) json["eos_token_id"] = config.eos_token_ids.front();
   if (config.pad_token_id) json["pad_token_id"] = *config.pad_token_id;
@@ -254,7 +264,7 @@ ModelConfig load_hf_config(const std::string& model_dir) {
     } catch (const Json::exception& error) {
       throw bad_input(std::string("invalid JSON: ") + error.what()).file(generation_path);
     }
-    const Reader reader{json, generation_path};
+    const HfConfigReader reader{json, generation_path};
     add_unique(config.eos_token_ids, reader.ids(json, "eos_token_id"));
     if (!config.bos_token_id) {
       const auto bos = reader.ids(json, "bos_token_id");

@@ -10,16 +10,29 @@
 
 namespace retort {
 
+// How RoPE frequencies are scaled: none, linearly, Llama 3's piecewise rule, or per-frequency
+// divisors read from a GGUF rope_freqs tensor.
+enum class RopeScaling { kDefault, kLinear, kLlama3, kFrequencyDivisors };
+// "default" | "linear" | "llama3" | "gguf_freq_factors": config.json's rope_type (the last has none).
+std::string rope_scaling_name(RopeScaling scaling);
+
 struct RopeConfig {
-  std::string type = "default";  // default | linear | llama3
+  RopeScaling type = RopeScaling::kDefault;
   double theta = 10000.0;
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
   // GGUF's rope_freqs.weight: per-frequency divisors [hd/2] (Llama 3.1 scaling baked in).
-  // When set, inv_freq = default inv_freq / divisors and `type` is "gguf_freq_factors".
+  // When set, inv_freq = default inv_freq / divisors and `type` is kFrequencyDivisors.
   std::vector<float> frequency_divisors;
+};
+
+// One decoder layer's attention: how far back it sees and its RoPE base.
+struct LayerAttention {
+  std::optional<int64_t> sliding_window;  // none: the whole context
+  double rope_theta = 10000.0;
+  bool operator==(const LayerAttention&) const = default;
 };
 
 struct ModelConfig {
@@ -44,6 +57,11 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;  // config.json and generation_config.json, deduplicated
   std::optional<int64_t> pad_token_id;
   std::string torch_dtype;             // informative: the checkpoint's dtype
+  // Per decoder layer when layers differ (local sliding-window layers between global ones, each
+  // with its own RoPE base); empty: every layer has sliding_window and rope.theta.
+  std::vector<LayerAttention> layer_attention;
+
+  LayerAttention attention_of(int64_t layer) const;
 
   // Checks the numbers fit together (heads divide, positive sizes); bad_input naming `source`.
   void validate(const std::string& source) const;

@@ -6,19 +6,11 @@
 
 #include "io/error.h"
 #include "io/text.h"
+#include "models/family.h"
 #include "models/registry.h"
 
 namespace retort {
 namespace {
-
-// GGUF general.architecture -> the HF architecture we build for it.
-const std::vector<std::pair<std::string, std::string>>& gguf_architectures() {
-  static const std::vector<std::pair<std::string, std::string>> table = {
-      {"llama", "LlamaForCausalLM"},
-      {"qwen2", "Qwen2ForCausalLM"},
-  };
-  return table;
-}
 
 void add_eos(ModelConfig& config, std::optional<uint32_t> id) {
   if (id && std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), *id) == config.eos_token_ids.end()) {
@@ -30,22 +22,10 @@ void add_eos(ModelConfig& config, std::optional<uint32_t> id) {
 
 ModelConfig config_from_gguf(const GgufFile& file) {
   const std::string arch = file.get_string("general.architecture");
+  const ModelFamily& family = family_for_gguf(arch, file.path());
   ModelConfig config;
-  bool known = false;
-  std::string names;
-  for (const auto& [gguf_name, hf_name] : gguf_architectures()) {
-    names += (names.empty() ? "" : ", ") + gguf_name;
-    if (gguf_name == arch) {
-      config.architecture = hf_name;
-      config.model_type = arch;
-      known = true;
-    }
-  }
-  if (!known) {
-    throw bad_input("GGUF architecture '" + arch + "' is not supported (supported: " + names + ")")
-        .file(file.path())
-        .key("general.architecture");
-  }
+  config.architecture = family.hf_architectures.front();
+  config.model_type = arch;
   const std::string p = arch + ".";
   config.hidden_size = file.get_u32(p + "embedding_length");
   config.num_hidden_layers = file.get_u32(p + "block_count");
@@ -64,7 +44,7 @@ ModelConfig config_from_gguf(const GgufFile& file) {
           .file(file.path())
           .key(p + "rope.scaling.type");
     }
-    config.rope.type = "linear";
+    config.rope.type = RopeScaling::kLinear;
     config.rope.factor = file.get_f32(p + "rope.scaling.factor");
   }
   if (const GgufTensorInfo* freqs = file.find_tensor("rope_freqs.weight")) {
@@ -74,19 +54,20 @@ ModelConfig config_from_gguf(const GgufFile& file) {
           .file(file.path())
           .tensor(freqs->name);
     }
-    config.rope.type = "gguf_freq_factors";
+    config.rope.type = RopeScaling::kFrequencyDivisors;
     config.rope.frequency_divisors.assign(divisors.data_ptr<float>(), divisors.data_ptr<float>() + divisors.numel());
   }
   const GgufTensorInfo* embedding = file.find_tensor("token_embd.weight");
   if (embedding == nullptr) throw bad_input("missing tensor").file(file.path()).tensor("token_embd.weight");
   config.vocab_size = file.find_u32(p + "vocab_size").value_or(static_cast<uint32_t>(embedding->torch_shape()[0]));
   config.tie_word_embeddings = file.find_tensor("output.weight") == nullptr;
-  config.attention_bias = arch == "qwen2" || file.find_tensor("blk.0.attn_q.bias") != nullptr;
+  config.attention_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
   if (const auto bos = file.find_u32("tokenizer.ggml.bos_token_id")) config.bos_token_id = *bos;
   add_eos(config, file.find_u32("tokenizer.ggml.eos_token_id"));
   add_eos(config, file.find_u32("tokenizer.ggml.eot_token_id"));
   add_eos(config, file.find_u32("tokenizer.ggml.eom_token_id"));
   if (const auto pad = file.find_u32("tokenizer.ggml.padding_token_id")) config.pad_token_id = *pad;
+  if (family.read_gguf_config) family.read_gguf_config(file, config);
   config.validate(file.path());
   return config;
 }

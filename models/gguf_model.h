@@ -1,6 +1,6 @@
 // Models from .gguf files: ModelConfig rebuilt from GGUF metadata, and the weights
 // dequantized, renamed to HF names and un-permuted (llama.cpp's Q/K row order for arch llama).
-// Reference: llama.cpp convert_hf_to_gguf.py (the inverse of what it does), formats.md §2-3.
+// Reference: llama.cpp convert_hf_to_gguf.py (the inverse of what it does), docs/formats.md §2-3.
 #pragma once
 
 #include <ATen/core/Tensor.h>

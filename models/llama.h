@@ -7,29 +7,16 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "models/causal_lm.h"
+#include "models/decoder.h"
 #include "models/linear.h"
 
 namespace retort {
 
-class RMSNorm : public torch::nn::Module {
- public:
-  RMSNorm(int64_t size, double eps);
-  at::Tensor forward(const at::Tensor& x) const;  // [..., H]
-  at::Tensor weight;
-
- private:
-  double eps_;
-};
-
-// inv_freq [hd/2] float32 for the config's rope type, computed exactly as transformers does.
-at::Tensor rope_inverse_frequencies(const ModelConfig& config);
-
 class LlamaAttention : public torch::nn::Module {
  public:
   explicit LlamaAttention(const ModelConfig& config);
-  // x [B, T, H], cos and signed sin [B, 1, T, hd] (see apply_rope) -> [B, T, H]
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const std::optional<at::Tensor>& mask, bool causal, KVCache* cache, int64_t layer);
+  // x [B, T, H] -> [B, T, H]
+  at::Tensor forward(const at::Tensor& x, const LayerInputs& in, KVCache* cache, int64_t layer);
 
   std::shared_ptr<Projection> q_proj, k_proj, v_proj, o_proj;
 
@@ -44,11 +31,10 @@ class LlamaMLP : public torch::nn::Module {
   std::shared_ptr<Projection> gate_proj, up_proj, down_proj;
 };
 
-class LlamaDecoderLayer : public torch::nn::Module {
+class LlamaDecoderLayer : public DecoderLayer {
  public:
   explicit LlamaDecoderLayer(const ModelConfig& config);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const std::optional<at::Tensor>& mask, bool causal, KVCache* cache, int64_t layer);
+  at::Tensor forward(const at::Tensor& x, const LayerInputs& in, KVCache* cache, int64_t layer) override;
 
   std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
   std::shared_ptr<LlamaAttention> self_attn;
@@ -71,18 +57,17 @@ class LlamaForCausalLM : public CausalLM {
   const ModelConfig& config() const override { return config_; }
   at::Tensor forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) override;
   at::Tensor logits(const at::Tensor& hidden) override;
-  at::Tensor output_weight() const override;
+  const Projection& output_head() const override { return lm_head ? *lm_head : *tied_head_; }
   KVCache make_cache(int64_t batch, int64_t capacity) const override;
-  std::string gguf_tensor_name(const std::string& hf_name) const override;
-  std::optional<int64_t> gguf_permuted_heads(const std::string& hf_name) const override;
-  std::string gguf_architecture() const override;
 
   std::shared_ptr<LlamaBody> model;
   std::shared_ptr<Projection> lm_head;  // null when tied
 
  private:
   ModelConfig config_;
-  at::Tensor inv_freq_;  // [hd/2] float32; not a buffer, so model->to(dtype) leaves it float32
+  std::shared_ptr<Projection> tied_head_;  // over embed_tokens.weight when tied (not registered)
+  // inv_freq [hd/2] per RoPE base, float32; not buffers, so model->to(dtype) leaves them float32.
+  std::vector<std::pair<double, at::Tensor>> inv_freqs_;
   at::Tensor checkpoint_anchor_;  // see CheckpointedLayer
 };
 

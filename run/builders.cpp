@@ -9,13 +9,14 @@
 #include "export/export.h"
 #include "io/error.h"
 #include "io/text.h"
+#include "models/family.h"
 #include "tokenizer/chat_template.h"
 
 namespace retort::run {
 namespace fs = std::filesystem;
 
 RunData::RunData(const Recipe& recipe)
-    : text(data::load_recipe_text(recipe)),
+    : text(data::load_recipe_text(recipe, family_chat_template_of(expand_home(recipe.model.path)))),
       encoder(*text.tokenizer, text.template_or_null(), data::encode_options(recipe.data)),
       pipeline(data::format_options(recipe.data), encoder),
       prepared(data::prepare_data(recipe.data, pipeline, static_cast<uint64_t>(recipe.training.seed))) {}
@@ -91,7 +92,7 @@ TrainerOptions build_trainer_options(const Recipe& recipe, const std::string& re
   options.adamw.beta2 = recipe.optimizer.beta2;
   options.adamw.eps = recipe.optimizer.eps;
   options.adamw.weight_decay = recipe.optimizer.weight_decay;
-  options.schedule.name = recipe.scheduler.name;
+  options.schedule.kind = parse_schedule(recipe.scheduler.name);
   options.schedule.warmup_steps = recipe.scheduler.warmup_steps;
   options.schedule.total_steps = total_steps;
   options.schedule.min_lr_ratio = recipe.scheduler.min_lr_ratio;

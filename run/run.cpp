@@ -53,9 +53,8 @@ RunOutcome train(const Recipe& recipe, TrainingStep& step, const RunLoaders& loa
   for (const StepMetrics& metrics : history) {
     if (metrics.val_loss) outcome.val_loss = metrics.val_loss;
   }
-  if (outcome.stop_signal != 0 && (outcome.stop_reason.empty() || outcome.stop_reason == "max_steps")) {
-    outcome.stop_reason = signal_name(outcome.stop_signal);
-  }
+  // A signal that came after the last step (while the final checkpoint was written) still counts.
+  if (outcome.stop_signal != 0 && outcome.stop_reason == StopReason::kMaxSteps) outcome.stop_reason = StopReason::kSignal;
   return outcome;  // stop_signals ends here: from now on (adapter, exports) a signal has its usual effect
 }
 

@@ -22,8 +22,8 @@ struct RunEvents {
 struct RunOutcome {
   int64_t steps = 0;
   int64_t total_steps = 0;
-  std::string stop_reason;  // max_steps | data | time | the signal's name (SIGINT, SIGTERM, SIGUSR1)
-  int stop_signal = 0;      // the signal that stopped the run (no adapter or export written), or 0
+  StopReason stop_reason = StopReason::kMaxSteps;
+  int stop_signal = 0;  // the signal that stopped the run (no adapter or export written), or 0
   std::string output_dir;
   std::string checkpoint_dir;  // the checkpoint of the last completed step (empty: none yet)
   std::string adapter_dir;  // LoRA: the PEFT adapter written at the end

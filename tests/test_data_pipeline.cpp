@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "models/family.h"
 #include "models/loader.h"
 #include "test_support.h"
 #include "test_support_fixtures.h"
@@ -271,6 +272,52 @@ TEST(DataLoader, RestoredStateGivesTheSameNextBatches) {
   }
 }
 
+// Data parallel: ranks take consecutive slices of each global batch, so any world size walks the
+// rows of one rank in the same order, and a checkpoint's row resumes under another world size.
+TEST(DataLoader, RanksSliceEachGlobalBatchInOrderAndResumeAcrossWorldSizes) {
+  const LoaderFixture fixture(20);
+  const auto loader = [&](int64_t batch_size, int64_t rank, int64_t world_size) {
+    data::LoaderOptions options;
+    options.batch_size = batch_size;
+    options.seed = 11;
+    options.rank = rank;
+    options.world_size = world_size;
+    return std::make_unique<data::DataLoader>(fixture.source, fixture.pipeline, fixture.scan.sequences, options);
+  };
+  auto whole = loader(2, 0, 1);
+  auto rank0 = loader(1, 0, 2), rank1 = loader(1, 1, 2);
+  ASSERT_EQ(whole->batches_per_epoch(), 10);
+  ASSERT_EQ(rank0->batches_per_epoch(), 10);
+  for (int64_t b = 0; b < 10; ++b) {
+    const auto global = whole->next();
+    const auto first = rank0->next(), second = rank1->next();
+    ASSERT_TRUE(global && first && second) << b;
+    ASSERT_EQ(global->sequence_ids.size(), 2u);
+    EXPECT_EQ(first->sequence_ids[0], global->sequence_ids[0]) << b;
+    EXPECT_EQ(second->sequence_ids[0], global->sequence_ids[1]) << b;
+  }
+  EXPECT_FALSE(whole->next());
+  EXPECT_FALSE(rank1->next());
+  // Three ranks of three rows: two global batches; rows 18 and 19 cannot reach every rank.
+  EXPECT_EQ(loader(3, 2, 3)->batches_per_epoch(), 2);
+  // After 3 batches of 2 rows (row 6), two ranks of one row continue at global batch 3.
+  auto before = loader(2, 0, 1);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(before->next());
+  const std::string state = before->state();
+  const auto expected = before->next();
+  auto resumed = loader(1, 1, 2);
+  resumed->restore(state);
+  EXPECT_EQ(resumed->next()->sequence_ids[0], expected->sequence_ids[1]);
+  // Four ranks cannot start at row 6.
+  auto four = loader(1, 0, 4);
+  try {
+    four->restore(state);
+    FAIL() << "row 6 restored into batches of 4 rows";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("row 6"), std::string::npos) << error.what();
+  }
+}
+
 TEST(DataLoader, ShufflesBySeedAndEpochCoversEveryExampleAndEnds) {
   const LoaderFixture fixture(20);
   auto loader = fixture.loader(false);
@@ -439,6 +486,31 @@ TEST(DataControlTokens, CountedSkippedAndSummarised) {
   EXPECT_NE(result.out.find("control.jsonl:2"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("messages[0] (user): ...") , std::string::npos) << result.out;
   EXPECT_NE(result.out.find("It says {!<|im_start|>!}assistant"), std::string::npos) << result.out;
+}
+
+// A model folder with no chat template of its own trains chats in its family's default (Qwen2:
+// ChatML); a family without one (Llama) is refused as before.
+TEST(DataTokenizerConfig, AModelWithoutATemplateTakesItsFamilysDefault) {
+  test::TempDir dir;
+  std::filesystem::copy_file(test::fixture_dir("data") / "tokenizer-smollm2" / "tokenizer.json",
+                             dir.path() / "tokenizer.json");
+  Recipe recipe;
+  recipe.model.path = dir.path().string();
+  recipe.data.format = "chat";
+  const auto config = [&](const std::string& architecture) {
+    write_file_atomic((dir.path() / "config.json").string(),
+                      "{\"architectures\": [\"" + architecture + "\"], \"hidden_size\": 64, \"num_hidden_layers\": 2, "
+                      "\"num_attention_heads\": 4, \"intermediate_size\": 128, \"vocab_size\": 49152}");
+  };
+  config("Qwen2ForCausalLM");
+  const std::string family_template = family_chat_template_of(dir.path().string());
+  EXPECT_EQ(family_template, "chatml");
+  const data::RecipeText text = data::load_recipe_text(recipe, family_template);
+  ASSERT_TRUE(text.chat_template);
+  EXPECT_EQ(text.chat_template->name(), "chatml");
+  config("LlamaForCausalLM");
+  EXPECT_EQ(family_chat_template_of(dir.path().string()), "");
+  EXPECT_THROW(data::load_recipe_text(recipe, family_chat_template_of(dir.path().string())), Error);
 }
 
 TEST(DataTokenizerConfig, SpecialTokensComeFromTokenizerConfigJson) {

@@ -345,9 +345,9 @@ TEST(DistillTeacher, Int8WeightsHalveProjectionMemoryAndKeepThePredictions) {
   auto exact_projections = projections_of(*exact.model);
   for (auto& [path, projection] : projections_of(*quantised.model)) {
     if (path.rfind("model.layers.", 0) != 0) continue;
-    ASSERT_EQ(projection->weight.scalar_type(), at::kChar) << path;
-    quantised_bytes += static_cast<int64_t>(projection->weight.nbytes() + projection->weight_scale.nbytes());
-    exact_bytes += static_cast<int64_t>(exact_projections.at(path)->weight.nbytes());
+    ASSERT_EQ(projection->storage().kind(), WeightStorageKind::kInt8Rows) << path;
+    quantised_bytes += projection->storage().bytes();
+    exact_bytes += exact_projections.at(path)->storage().bytes();
   }
   EXPECT_LE(static_cast<double>(quantised_bytes), 0.52 * static_cast<double>(exact_bytes));
   EXPECT_LT(weight_bytes(*quantised.model), weight_bytes(*exact.model));

@@ -88,7 +88,7 @@ TEST(DistillLosses, ChunkedOverTheOutputProjectionEqualsUnchunked) {
     options.temperature = 1.5;
     const at::Tensor x1 = hidden.clone().requires_grad_(true), w1 = weight.clone().requires_grad_(true);
     const TokenLoss chunked = kd_loss(
-        x1, w1,
+        x1, *Projection::over(dense_storage(w1), w1.size(1), w1.size(0)),
         [&](int64_t start, int64_t rows) {
           TeacherChunk chunk;
           if (sparse) {

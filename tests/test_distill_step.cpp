@@ -132,7 +132,12 @@ TEST(DistillRun, RecipeWithATeacherTrainsTheStudentTowardsIt) {
   std::ifstream metrics(run / "metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
     const auto entry = nlohmann::json::parse(line);
-    if (entry.contains("loss")) losses.push_back(entry["loss"]);
+    if (!entry.contains("loss")) continue;
+    losses.push_back(entry["loss"]);
+    // The loss parts are logged: with alpha 1 the loss is the KD part alone.
+    ASSERT_TRUE(entry.contains("loss_kd")) << line;
+    EXPECT_NEAR(entry["loss_kd"].get<double>(), losses.back(), 1e-6 * std::max(1.0, losses.back()));
+    EXPECT_FALSE(entry.contains("loss_ce")) << line;
   }
   ASSERT_EQ(losses.size(), 8u);
   EXPECT_LT(losses.back(), 0.5 * losses.front()) << "KD loss " << losses.front() << " -> " << losses.back();

@@ -41,7 +41,7 @@ TEST(GgufModels, ConfigComesFromMetadata) {
   EXPECT_EQ(config.architecture, "LlamaForCausalLM");
   EXPECT_EQ(config.hidden_size, 64);
   EXPECT_EQ(config.num_key_value_heads, 2);
-  EXPECT_EQ(config.rope.type, "gguf_freq_factors");
+  EXPECT_EQ(config.rope.type, RopeScaling::kFrequencyDivisors);
   EXPECT_EQ(config.rope.frequency_divisors.size(), 8u);
   EXPECT_FALSE(config.tie_word_embeddings);
   const ModelConfig qwen = config_from_gguf(*GgufFile::open((dir / "qwen2-f16.gguf").string()));
@@ -51,7 +51,7 @@ TEST(GgufModels, ConfigComesFromMetadata) {
 }
 
 TEST(GgufModels, UnpermuteInvertsLlamaCppRowOrder) {
-  // HF row i of a head goes to GGUF row 2i, HF row hd/2 + i to 2i + 1 (formats.md §2.4).
+  // HF row i of a head goes to GGUF row 2i, HF row hd/2 + i to 2i + 1 (docs/formats.md §2.4).
   const int64_t heads = 2, head_dim = 6;
   const at::Tensor hf = at::arange(heads * head_dim, at::kFloat).unsqueeze(1).repeat({1, 3});
   at::Tensor gguf = at::empty_like(hf);

@@ -31,8 +31,8 @@ const char* kV5Llama31 = R"({
 TEST(ModelConfig, LegacyAndV5RopeFormsAgree) {
   const ModelConfig legacy = parse_hf_config(kLegacyLlama31, "legacy.json");
   const ModelConfig v5 = parse_hf_config(kV5Llama31, "v5.json");
-  EXPECT_EQ(legacy.rope.type, "llama3");
-  EXPECT_EQ(v5.rope.type, "llama3");
+  EXPECT_EQ(legacy.rope.type, RopeScaling::kLlama3);
+  EXPECT_EQ(v5.rope.type, RopeScaling::kLlama3);
   EXPECT_DOUBLE_EQ(legacy.rope.theta, 500000.0);
   EXPECT_DOUBLE_EQ(v5.rope.theta, 500000.0);
   EXPECT_TRUE(at::equal(rope_inverse_frequencies(legacy), rope_inverse_frequencies(v5)));
@@ -42,7 +42,7 @@ TEST(ModelConfig, LegacyAndV5RopeFormsAgree) {
 }
 
 TEST(ModelConfig, Llama3ScalingMatchesTheFormula) {
-  // formats.md §2.5: keep when wavelen < orig/high, divide by factor when wavelen > orig/low,
+  // docs/formats.md §2.5: keep when wavelen < orig/high, divide by factor when wavelen > orig/low,
   // otherwise interpolate.
   const ModelConfig config = parse_hf_config(kV5Llama31, "v5.json");
   const at::Tensor scaled = rope_inverse_frequencies(config).to(at::kDouble);

@@ -89,7 +89,7 @@ TEST_P(ModelParity, LossAndEveryGradientMatchTransformers) {
   model.train();
   model.zero_grad();
   const at::Tensor hidden = model.forward_hidden(expected("input_ids"), {});
-  const TokenLoss loss = causal_lm_loss(hidden, model.output_weight(), expected("labels"), /*chunk_tokens=*/16);
+  const TokenLoss loss = causal_lm_loss(hidden, model.output_head(), expected("labels"), /*chunk_tokens=*/16);
   const at::Tensor mean = loss.mean();
   EXPECT_LE(relative_error(mean.detach().reshape({1}), expected("loss")), 1e-5);
   mean.backward();

@@ -6,11 +6,15 @@
 
 #include <ATen/ATen.h>
 
+#include <barrier>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "io/error.h"
+#include "test_batches.h"
 #include "test_support.h"
 #include "train/trainer.h"
 
@@ -35,26 +39,19 @@ class LinearStep : public TrainingStep {
   NamedTensors named_trainable_parameters() override { return {{"weight", weight}, {"bias", bias}}; }
 };
 
-class ListSource : public BatchSource {
- public:
-  ListSource() {
-    for (int64_t i = 0; i < 8; ++i) {
-      const at::Tensor ids = at::tensor({i % 6, (i + 1) % 6, (i + 3) % 6, (2 * i) % 6}, at::kLong).reshape({1, 4});
-      at::Tensor labels = ids.clone();
-      if (i % 3 == 0) labels[0][2] = kIgnoreIndex;  // windows with unequal trained tokens
-      batches_.push_back(Batch{ids, labels, {}, {}, {}});
-    }
+std::vector<Batch> list_batches() {
+  std::vector<Batch> batches;
+  for (int64_t i = 0; i < 8; ++i) {
+    const at::Tensor ids = at::tensor({i % 6, (i + 1) % 6, (i + 3) % 6, (2 * i) % 6}, at::kLong).reshape({1, 4});
+    at::Tensor labels = ids.clone();
+    if (i % 3 == 0) labels[0][2] = kIgnoreIndex;  // windows with unequal trained tokens
+    batches.push_back(Batch{ids, labels, {}, {}, {}});
   }
-  std::optional<Batch> next() override {
-    if (index_ >= batches_.size()) return std::nullopt;
-    return batches_[index_++];
-  }
-  std::string state() const override { return std::to_string(index_); }
-  void restore(const std::string& state) override { index_ = std::stoul(state); }
+  return batches;
+}
 
- private:
-  std::vector<Batch> batches_;
-  size_t index_ = 0;
+struct ListSource : test::VectorSource {
+  ListSource() : VectorSource(list_batches()) {}
 };
 
 // Two ranks that see identical data, simulated in one process: a sum over ranks doubles, a max
@@ -86,7 +83,7 @@ TrainerOptions options_for(int64_t steps) {
   options.gradient_accumulation = 2;
   options.adamw.lr = 0.1;
   options.max_grad_norm = 0.5;
-  options.schedule.name = "constant";
+  options.schedule.kind = Schedule::kConstant;
   return options;
 }
 
@@ -124,6 +121,96 @@ TEST(TrainerSeams, MirroredRanksTrainExactlyAsOneProcessAndHooksSeeEveryGradient
   ASSERT_EQ(pair.ready.size(), 12u);
   for (size_t i = 0; i < pair.ready.size(); ++i) EXPECT_EQ(pair.ready[i].second, (i / 2) % 2 == 1) << i;
   EXPECT_EQ(pair.finished, 3);
+}
+
+// Two ranks as two threads of this process: sums through shared slots, a barrier, and a
+// data-parallel gradient reduction once a window's backward is done.
+struct ThreadGroup {
+  std::barrier<> sync{2};
+  at::Tensor slots[2];
+};
+
+class ThreadRank : public Collective {
+ public:
+  ThreadRank(ThreadGroup& group, int rank, std::vector<at::Tensor> parameters)
+      : group_(group), rank_(rank), parameters_(std::move(parameters)) {}
+  int rank() const override { return rank_; }
+  int world_size() const override { return 2; }
+  void all_reduce_sum(at::Tensor& tensor) override { reduce(tensor, /*max=*/false); }
+  void all_reduce_max(at::Tensor& tensor) override { reduce(tensor, /*max=*/true); }
+  void barrier() override { group_.sync.arrive_and_wait(); }
+  bool wants_gradient_hooks() const override { return true; }
+  void gradients_finished() override {
+    for (at::Tensor& p : parameters_) all_reduce_sum(p.mutable_grad());
+  }
+
+ private:
+  void reduce(at::Tensor& tensor, bool max) {
+    group_.slots[rank_] = tensor.clone();
+    group_.sync.arrive_and_wait();
+    const at::Tensor result = max ? at::maximum(group_.slots[0], group_.slots[1]) : group_.slots[0] + group_.slots[1];
+    group_.sync.arrive_and_wait();
+    tensor.copy_(result);
+  }
+  ThreadGroup& group_;
+  int rank_;
+  std::vector<at::Tensor> parameters_;
+};
+
+// Data parallel over 2 ranks, each taking every other micro-batch, with 2 micro-batches a window,
+// trains as one process with windows of 4; every rank writes its shard and rank 0 commits the
+// checkpoint, and a resumed pair continues exactly.
+TEST(TrainerSeams, TwoRanksTrainAsOneProcessAndShareOneCheckpoint) {
+  const std::vector<Batch> all = list_batches();
+  const auto rank_batches = [&](int rank) {
+    std::vector<Batch> mine;
+    for (size_t i = static_cast<size_t>(rank); i < all.size(); i += 2) mine.push_back(all[i]);
+    return mine;
+  };
+  test::TempDir dir;
+  const auto run_pair = [&](int64_t steps, std::vector<std::vector<StepMetrics>>& histories, LinearStep* steps_out) {
+    ThreadGroup group;
+    std::vector<std::thread> threads;
+    for (int rank = 0; rank < 2; ++rank) {
+      threads.emplace_back([&, rank] {
+        test::VectorSource data(rank_batches(rank));
+        ThreadRank collective(group, rank, {steps_out[rank].weight, steps_out[rank].bias});
+        TrainerOptions options = options_for(steps);
+        options.collective = &collective;
+        options.checkpoint.directory = dir.path().string();
+        Trainer trainer(steps_out[rank], data, options);
+        histories[static_cast<size_t>(rank)] = trainer.run();
+      });
+    }
+    for (auto& thread : threads) thread.join();
+  };
+  LinearStep first[2];
+  std::vector<std::vector<StepMetrics>> histories(2);
+  run_pair(1, histories, first);
+  const auto checkpoint = dir.path() / "checkpoint-000001";
+  EXPECT_TRUE(std::filesystem::exists(checkpoint / "optimizer.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(checkpoint / "optimizer-rank1.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(checkpoint / "weights.safetensors"));
+  LinearStep resumed[2];
+  run_pair(2, histories, resumed);
+  ASSERT_EQ(histories[0].size(), 1u);  // step 2 only: step 1 came from the checkpoint
+  EXPECT_TRUE(at::equal(resumed[0].weight, resumed[1].weight));  // the replicas stay equal
+
+  LinearStep alone_step;
+  test::VectorSource alone_data(all);
+  TrainerOptions options = options_for(2);
+  options.gradient_accumulation = 4;
+  Trainer alone(alone_step, alone_data, options);
+  const auto alone_history = alone.run();
+  EXPECT_NEAR(histories[0][0].loss, alone_history[1].loss, 1e-6);
+  EXPECT_EQ(histories[0][0].tokens, alone_history[1].tokens);
+  EXPECT_TRUE(at::allclose(resumed[0].weight, alone_step.weight, 1e-5, 1e-6));
+  EXPECT_TRUE(at::allclose(resumed[1].bias, alone_step.bias, 1e-5, 1e-6));
+  // Rank 0 alone wrote the metrics: one line per step.
+  std::ifstream metrics(dir.path() / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) ++lines;
+  EXPECT_EQ(lines, 2);
 }
 
 TEST(TrainerSeams, OptimizerStateIsKeyedByNameAndTheOlderPositionalLayoutStillLoads) {

@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "lora/lora.h"
 #include "models/loader.h"
+#include "tests/test_batches.h"
 #include "tests/test_support.h"
 #include "tests/test_support_fixtures.h"
 #include "train/losses.h"
@@ -25,20 +26,7 @@
 namespace retort {
 namespace {
 
-class VectorSource : public BatchSource {
- public:
-  explicit VectorSource(std::vector<Batch> batches) : batches_(std::move(batches)) {}
-  std::optional<Batch> next() override {
-    if (index_ >= batches_.size()) return std::nullopt;
-    return batches_[index_++];
-  }
-  std::string state() const override { return std::to_string(index_); }
-  void restore(const std::string& state) override { index_ = std::stoul(state); }
-
- private:
-  std::vector<Batch> batches_;
-  size_t index_ = 0;
-};
+using test::VectorSource;
 
 std::vector<Batch> fixture_batches() {
   const auto file = SafetensorsFile::open((test::fixture_dir("training") / "batches.safetensors").string());
@@ -58,7 +46,7 @@ TrainerOptions fixture_options() {
   options.adamw.lr = settings["lr"];
   options.adamw.weight_decay = settings["weight_decay"];
   options.max_grad_norm = settings["max_grad_norm"];
-  options.schedule = {"cosine", settings["warmup"].get<int64_t>(), settings["steps"].get<int64_t>(), 0.0};
+  options.schedule = {Schedule::kCosine, settings["warmup"].get<int64_t>(), settings["steps"].get<int64_t>(), 0.0};
   return options;
 }
 
@@ -112,7 +100,7 @@ TEST(Training, Bfloat16LoraTracksThePeftFloat32Trajectory) {
   load_peft_adapter(*loaded.model, (test::fixture_dir("training") / "lora_init").string());
   SftStep step(*loaded.model);
   for (const at::Tensor& t : step.trainable_parameters()) EXPECT_EQ(t.scalar_type(), at::kFloat);
-  const at::Tensor embed_before = loaded.model->output_weight().clone();
+  const at::Tensor embed_before = loaded.model->output_head().storage().trainable_tensor().clone();
   VectorSource data(fixture_batches());
   Trainer trainer(step, data, fixture_options());
   const auto ours = trainer.run();
@@ -121,8 +109,8 @@ TEST(Training, Bfloat16LoraTracksThePeftFloat32Trajectory) {
   for (size_t i = 0; i < ours.size(); ++i) {
     EXPECT_NEAR(ours[i].loss, reference[i]["loss"].get<double>(), 2e-2 * reference[i]["loss"].get<double>()) << i + 1;
   }
-  EXPECT_EQ(loaded.model->output_weight().scalar_type(), at::kBFloat16);
-  EXPECT_TRUE(at::equal(loaded.model->output_weight(), embed_before));
+  EXPECT_EQ(loaded.model->output_head().storage().compute_dtype(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(loaded.model->output_head().storage().trainable_tensor(), embed_before));
 }
 
 TEST(Training, AccumulationOfFourSingleBatchesEqualsOneBatchOfFour) {
@@ -230,7 +218,7 @@ TEST(Training, AStopRequestCheckpointsTheLastStepAndResumesExactly) {
     if (stop_at_poll > 0) options.stop_requested = [&] { return ++polls >= stop_at_poll ? SIGTERM : 0; };
     Trainer trainer(step, data, options);
     trainer.run();
-    Outcome out{{}, trainer.completed_steps(), trainer.stop_reason()};
+    Outcome out{{}, trainer.completed_steps(), stop_reason_name(trainer.stop_reason(), trainer.stop_signal())};
     for (auto& [name, tensor] : step.named_trainable_parameters()) out.weights[name] = tensor.clone();
     return out;
   };
@@ -259,17 +247,17 @@ TEST(Training, AStopRequestCheckpointsTheLastStepAndResumesExactly) {
 }
 
 TEST(Schedules, WarmupThenDecayAsTransformersDefinesThem) {
-  const ScheduleOptions cosine{"cosine", 10, 110, 0.0};
+  const ScheduleOptions cosine{Schedule::kCosine, 10, 110, 0.0};
   EXPECT_DOUBLE_EQ(lr_multiplier(cosine, 0), 0.0);
   EXPECT_DOUBLE_EQ(lr_multiplier(cosine, 5), 0.5);
   EXPECT_DOUBLE_EQ(lr_multiplier(cosine, 10), 1.0);
   EXPECT_NEAR(lr_multiplier(cosine, 60), 0.5, 1e-12);
   EXPECT_NEAR(lr_multiplier(cosine, 110), 0.0, 1e-12);
-  const ScheduleOptions with_floor{"cosine", 0, 100, 0.1};
+  const ScheduleOptions with_floor{Schedule::kCosine, 0, 100, 0.1};
   EXPECT_NEAR(lr_multiplier(with_floor, 100), 0.1, 1e-12);
-  const ScheduleOptions linear{"linear", 0, 100, 0.0};
+  const ScheduleOptions linear{Schedule::kLinear, 0, 100, 0.0};
   EXPECT_DOUBLE_EQ(lr_multiplier(linear, 25), 0.75);
-  EXPECT_DOUBLE_EQ(lr_multiplier({"constant", 4, 100, 0.0}, 50), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier({Schedule::kConstant, 4, 100, 0.0}, 50), 1.0);
 }
 
 }  // namespace
@@ -291,7 +279,7 @@ TEST(Losses, ChunkedLossAndGradientsEqualPlainCrossEntropy) {
                                                       at::Reduction::Sum, kIgnoreIndex);
   const auto reference_grads = torch::autograd::grad({reference}, {hidden, weight});
   for (int64_t chunk : {1, 3, 7, 64}) {
-    const TokenLoss loss = causal_lm_loss(hidden, weight, labels, chunk);
+    const TokenLoss loss = causal_lm_loss(hidden, *Projection::over(dense_storage(weight), weight.size(1), weight.size(0)), labels, chunk);
     EXPECT_EQ(loss.tokens, 14);  // 2 x 8 shifted labels, 2 ignored
     EXPECT_NEAR(loss.sum.item<double>(), reference.item<double>(), 1e-5 * reference.item<double>()) << chunk;
     const auto grads = torch::autograd::grad({loss.sum * 0.5}, {hidden, weight});  // scaled upstream gradient
@@ -430,7 +418,7 @@ TEST(Precision, Float16LossScalingSkipsOverflowingStepsAndHalvesTheScale) {
   options.max_steps = 7;
   options.max_grad_norm = 0;
   options.adamw.lr = 1e-2;
-  options.schedule.name = "constant";
+  options.schedule.kind = Schedule::kConstant;
   options.dynamic_loss_scaling = true;
   options.loss_scale_growth_interval = 2;
   Trainer trainer(step, data, options);

@@ -25,7 +25,7 @@ function(retort_test_tier label fixture)
 endfunction()
 
 retort_test_tier(unit ""
-  Layers.* TrainerSeams.* CliArgs.* CliExitCodes.* CudaHost.* DistillCacheCodec.* Error.* ExitCodes.* GgufWriter.*
+  Layers.* TrainerSeams.* TrainingMethods.* ProjectionStorage.* ModelFamilies.* CliArgs.* CliExitCodes.* CudaHost.* DistillCacheCodec.* Error.* ExitCodes.* GgufWriter.*
   LoraDropout.* Losses.* ModelConfig.* Precision.* Recipe.* SafetensorsWriter.* Schedules.* Text.* TorchSmoke.*
   ChatTemplate.MarksAssistantOutputAndItsEndOfTurnTrainable ChatTemplate.AttributesSegmentsToMessagesAndFlagsSpecialTokens
   ChatTemplate.ExposesStopStrings ChatTemplate.RejectsBadInputClearly
@@ -44,6 +44,7 @@ retort_test_tier(oracle fixture_chat_templates
 retort_test_tier(oracle fixture_data
   DataBadInput.* DataFormats.* DataLength.* DataMasking.* DataTokenizerConfig.* DataMasks.*
   DataLoader.RestoredStateGivesTheSameNextBatches DataLoader.ShufflesBySeedAndEpochCoversEveryExampleAndEnds
+  DataLoader.RanksSliceEachGlobalBatchInOrderAndResumeAcrossWorldSizes
   DataControlTokens.ParseEqualsHfLiteralEqualsLlamaCppSpecialFalseMasksExact
   DataControlTokens.LiteralTrainsTheStringAsTheSpeakersWords)
 retort_test_tier(e2e fixture_data DataInspectCli.* DataControlTokens.CountedSkippedAndSummarised)

@@ -1,7 +1,7 @@
 // Byte-level BPE (GPT-2 family: Llama 3, Qwen2, SmolLM2, ...): added-token splitting,
 // optional NFC, regex pre-tokenisation through PCRE2, rank-ordered merges with a per-word
 // cache. Mirrors HF tokenizers (models/bpe, pre_tokenizers/split, added_vocabulary.rs) and
-// llama.cpp's llm_tokenizer_bpe (formats.md §6.2-6.4).
+// llama.cpp's llm_tokenizer_bpe (docs/formats.md §6.2-6.4).
 #pragma once
 
 #include <memory>

@@ -1,4 +1,4 @@
-// Byte-level BPE from HF tokenizer.json (formats.md §6.2: BPE model, both merge forms,
+// Byte-level BPE from HF tokenizer.json (docs/formats.md §6.2: BPE model, both merge forms,
 // Sequence/Split/ByteLevel pre-tokenizers, NFC, added_tokens, TemplateProcessing) and from
 // Meta's tiktoken rank files (§6.3: base64 token + rank; merges recovered by replaying BPE
 // over the ranks, as HF's TikTokenConverter does; Llama 3 special tokens as in llama-models).

@@ -1,6 +1,6 @@
 // The chat-format registry: names, recognition of a model's Jinja template by distinctive
 // substrings (after llama.cpp src/llama-chat.cpp llm_chat_detect_template), where templates
-// are stored (formats.md §5.6), and dispatch to the renderers in chat_formats_*.cpp.
+// are stored (docs/formats.md §5.6), and dispatch to the renderers in chat_formats_*.cpp.
 #include "tokenizer/chat_template.h"
 
 #include <filesystem>

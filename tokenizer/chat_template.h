@@ -1,6 +1,6 @@
 // Chat templates as exact built-in renderings (no Jinja engine): Llama 2, Llama 3 / 3.1 / 3.2,
 // ChatML (Qwen2, Qwen2.5 with tools, SmolLM2), Mistral v1 / v3 / v3-tekken, Gemma. References:
-// the models' own Jinja templates and llama.cpp src/llama-chat.cpp (formats.md §5).
+// the models' own Jinja templates and llama.cpp src/llama-chat.cpp (docs/formats.md §5).
 #pragma once
 
 #include <cstddef>

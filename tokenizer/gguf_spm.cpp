@@ -1,5 +1,5 @@
 // `tokenizer.ggml.model = llama` vocabularies (SentencePiece pieces, scores and types stored
-// in GGUF metadata, formats.md §3.5/§6.1): the ModelProto is rebuilt from them and run by
+// in GGUF metadata, docs/formats.md §3.5/§6.1): the ModelProto is rebuilt from them and run by
 // libsentencepiece, the tokenizer llama.cpp's SPM code reproduces. Reference: sentencepiece
 // src/sentencepiece_model.proto (field numbers), llama.cpp src/llama-vocab.cpp (defaults).
 #include "io/error.h"

@@ -1,4 +1,4 @@
-// Tokenizers from GGUF metadata (formats.md §3.5): `tokenizer.ggml.model = gpt2` byte-level
+// Tokenizers from GGUF metadata (docs/formats.md §3.5): `tokenizer.ggml.model = gpt2` byte-level
 // BPE with the pre-tokenizer regexes of llama.cpp's llm_tokenizer_bpe for each
 // `tokenizer.ggml.pre` name (src/llama-vocab.cpp; the rewritten `'[sS]` contractions are kept
 // in their original `(?i:...)` form, which PCRE2 supports).

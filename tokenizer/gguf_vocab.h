@@ -1,4 +1,4 @@
-// Tokenizers built from a GGUF file's tokenizer.ggml.* metadata (formats.md §3.5).
+// Tokenizers built from a GGUF file's tokenizer.ggml.* metadata (docs/formats.md §3.5).
 #pragma once
 
 #include <memory>

@@ -1,4 +1,4 @@
-// Pre-tokenization regexes in the form HF tokenizer.json files spell them (formats.md §6.3).
+// Pre-tokenization regexes in the form HF tokenizer.json files spell them (docs/formats.md §6.3).
 #pragma once
 
 namespace retort::tok {

@@ -1,4 +1,4 @@
-// SentencePiece `.model` tokenizers (Llama 2, Mistral) through libsentencepiece (formats.md §6.1).
+// SentencePiece `.model` tokenizers (Llama 2, Mistral) through libsentencepiece (docs/formats.md §6.1).
 #pragma once
 
 #include <memory>

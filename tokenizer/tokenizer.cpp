@@ -1,5 +1,5 @@
 // Tokenizer::decode, the streaming decoder and load_tokenizer: which implementation a path
-// gets (formats.md §6: tokenizer.json, SentencePiece or tiktoken tokenizer.model, GGUF).
+// gets (docs/formats.md §6: tokenizer.json, SentencePiece or tiktoken tokenizer.model, GGUF).
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // The one tokenizer interface of Retort (SentencePiece, byte-level BPE from tokenizer.json,
 // tiktoken or GGUF metadata), a streaming decoder, and the factory that picks the
-// implementation from the files it is given (formats.md §6, §3.5).
+// implementation from the files it is given (docs/formats.md §6, §3.5).
 #pragma once
 
 #include <cstdint>

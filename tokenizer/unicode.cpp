@@ -1,4 +1,4 @@
-// UTF-8 validation and repair, GPT-2 byte-level mapping (formats.md §6.4), NFC through ICU's
+// UTF-8 validation and repair, GPT-2 byte-level mapping (docs/formats.md §6.4), NFC through ICU's
 // Normalizer2 (ICU is the Debian-packaged implementation of the full composition tables; PCRE2
 // has no normalisation and hand-written tables would have to track Unicode versions).
 #include "tokenizer/unicode.h"

@@ -1,4 +1,4 @@
-// UTF-8 helpers, the GPT-2 byte<->unicode table (formats.md §6.4) and NFC (through ICU) used by
+// UTF-8 helpers, the GPT-2 byte<->unicode table (docs/formats.md §6.4) and NFC (through ICU) used by
 // the tokenizers. Invalid UTF-8 is never fatal here: it is replaced the way Rust's
 // String::from_utf8_lossy does (HF tokenizers' ByteLevel decoder), one U+FFFD per maximal subpart.
 #pragma once

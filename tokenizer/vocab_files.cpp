@@ -57,7 +57,7 @@ bool looks_special(const std::string& token) {
   return bars || token == "<pad>" || token == "<mask>" || token == "<s>" || token == "</s>" || token == "<unk>";
 }
 
-// Just enough of the protobuf wire format to read a SentencePiece ModelProto (formats.md §6.1).
+// Just enough of the protobuf wire format to read a SentencePiece ModelProto (docs/formats.md §6.1).
 class ProtoReader {
  public:
   ProtoReader(std::string_view bytes, const std::string& source) : bytes_(bytes), source_(source) {}

@@ -1,4 +1,4 @@
-// A vocabulary in the form GGUF stores it (tokenizer.ggml.*, formats.md §3.5), built from an HF
+// A vocabulary in the form GGUF stores it (tokenizer.ggml.*, docs/formats.md §3.5), built from an HF
 // model directory or read from a GGUF file, and written back as an HF tokenizer.json: what the
 // exporters need to carry a tokenizer from one format to the other without changing a single id.
 // Reference: llama.cpp convert_hf_to_gguf.py (get_vocab_base), gguf-py vocab.py.

@@ -36,17 +36,18 @@ using ChunkLossWithGradient = std::function<at::Tensor(const at::Tensor& logits,
 // The loss of inputs @ weight^T taken chunk by chunk, its gradients formed in the forward pass
 // (one chunk's logits alive at a time); backward only scales them by the incoming gradient.
 struct ChunkedLinearLoss : public torch::autograd::Function<ChunkedLinearLoss> {
+  // `weight`: the head's trainable dense weight (an autograd input), or undefined.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& inputs, const at::Tensor& weight,
-                            const ChunkLossWithGradient* chunk_loss, int64_t chunk_tokens) {
-    const bool want_inputs = inputs.requires_grad(), want_weight = weight.requires_grad();
+                            const Projection* head, const ChunkLossWithGradient* chunk_loss, int64_t chunk_tokens) {
+    const bool want_inputs = inputs.requires_grad(), want_weight = weight.defined() && weight.requires_grad();
     at::Tensor grad_inputs = want_inputs ? at::empty_like(inputs) : at::Tensor();
     at::Tensor grad_weight = want_weight ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
-    const at::Tensor weight_f32 = weight.to(at::kFloat);
+    const at::Tensor weight_f32 = head->dense_weight(at::kFloat);
     at::Tensor total = at::zeros({}, inputs.options().dtype(at::kFloat));
     for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
       const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
       const at::Tensor x = inputs.narrow(0, start, rows);  // [n, H]
-      const at::Tensor logits = gemm_linear(x, weight).to(at::kFloat);  // [n, V] as the model computes it
+      const at::Tensor logits = head->storage().linear(x, std::nullopt).to(at::kFloat);  // [n, V] as the model computes it
       at::Tensor grad_logits;
       total = total + (*chunk_loss)(logits, start, &grad_logits);
       if (want_inputs) {
@@ -67,25 +68,28 @@ struct ChunkedLinearLoss : public torch::autograd::Function<ChunkedLinearLoss> {
     at::Tensor grad_weight = ctx->saved_data["grad_weight"].toTensor();
     if (grad_inputs.defined()) grad_inputs = grad_inputs * scale.to(grad_inputs.scalar_type());
     if (grad_weight.defined()) grad_weight = grad_weight * scale.to(grad_weight.scalar_type());
-    return {grad_inputs, grad_weight, at::Tensor(), at::Tensor()};
+    return {grad_inputs, grad_weight, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-at::Tensor run_chunked(const at::Tensor& inputs, const at::Tensor& weight, const ChunkLossWithGradient& chunk_loss,
+at::Tensor run_chunked(const at::Tensor& inputs, const Projection& head, const ChunkLossWithGradient& chunk_loss,
                        int64_t chunk_tokens) {
-  const bool needs_grad = at::GradMode::is_enabled() && (inputs.requires_grad() || weight.requires_grad());
-  if (needs_grad) return ChunkedLinearLoss::apply(inputs, weight, &chunk_loss, chunk_tokens);
+  const at::Tensor weight = head.storage().trainable_tensor();
+  const bool needs_grad =
+      at::GradMode::is_enabled() && (inputs.requires_grad() || (weight.defined() && weight.requires_grad()));
+  if (needs_grad) return ChunkedLinearLoss::apply(inputs, weight, &head, &chunk_loss, chunk_tokens);
   at::Tensor total = at::zeros({}, inputs.options().dtype(at::kFloat));
   for (int64_t start = 0; start < inputs.size(0); start += chunk_tokens) {
     const int64_t rows = std::min(chunk_tokens, inputs.size(0) - start);
-    total = total + chunk_loss(gemm_linear(inputs.narrow(0, start, rows), weight).to(at::kFloat), start, nullptr);
+    const at::Tensor logits = head.storage().linear(inputs.narrow(0, start, rows), std::nullopt).to(at::kFloat);
+    total = total + chunk_loss(logits, start, nullptr);
   }
   return total;
 }
 
 }  // namespace
 
-at::Tensor chunked_linear_loss(const at::Tensor& inputs, const at::Tensor& weight, const ChunkLoss& chunk_loss,
+at::Tensor chunked_linear_loss(const at::Tensor& inputs, const Projection& head, const ChunkLoss& chunk_loss,
                                int64_t chunk_tokens) {
   // Any loss: autograd differentiates each chunk's loss on its own.
   const ChunkLossWithGradient with_gradient = [&](const at::Tensor& logits, int64_t start, at::Tensor* grad_logits) {
@@ -96,12 +100,12 @@ at::Tensor chunked_linear_loss(const at::Tensor& inputs, const at::Tensor& weigh
     *grad_logits = torch::autograd::grad({loss}, {leaf})[0];
     return loss.detach();
   };
-  return run_chunked(inputs, weight, with_gradient, chunk_tokens);
+  return run_chunked(inputs, head, with_gradient, chunk_tokens);
 }
 
 at::Tensor TokenLoss::mean() const { return sum / static_cast<double>(std::max<int64_t>(tokens, 1)); }
 
-TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
+TokenLoss causal_lm_loss(const at::Tensor& hidden, const Projection& head, const at::Tensor& labels,
                          int64_t chunk_tokens) {
   const int64_t width = hidden.size(-1);
   // Shift: position t predicts label t+1 (next_token_targets).
@@ -119,7 +123,7 @@ TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, con
   }
   // Cross-entropy's gradient has a closed form (softmax - one_hot): no autograd per chunk.
   loss.sum = run_chunked(
-      inputs, weight,
+      inputs, head,
       [&](const at::Tensor& logits, int64_t start, at::Tensor* grad_logits) {
         return chunk_loss(logits, targets.narrow(0, start, logits.size(0)), grad_logits);
       },

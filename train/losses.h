@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "data/batch.h"
+#include "models/linear.h"
 
 namespace retort {
 
@@ -22,19 +23,20 @@ struct TokenLoss {
 };
 
 // Next-token cross-entropy: hidden [B, T, H] predicts labels shifted by one (labels [B, T],
-// kIgnoreIndex where nothing is learned). The output projection `weight` [V, H] is applied
+// kIgnoreIndex where nothing is learned). The output projection `head` [V, H] (its base weight) is applied
 // `chunk_tokens` rows at a time; with autograd the gradients are formed chunk by chunk in the
 // forward pass, so the float32 [tokens x V] logits are never all alive, forward or backward.
-TokenLoss causal_lm_loss(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& labels,
+TokenLoss causal_lm_loss(const at::Tensor& hidden, const Projection& head, const at::Tensor& labels,
                          int64_t chunk_tokens = 1024);
 
-// The summed loss of logits = inputs @ weight^T (inputs [N, H], weight [V, H]) taken `chunk_tokens`
-// rows at a time: `chunk_loss(logits [n, V] float32, start)` returns the scalar loss of rows
-// [start, start + n). With autograd, each chunk's gradient is formed right away (autograd on the
-// chunk alone) and folded into the gradients of inputs and weight, so the float32 [N x V] logits,
+// The summed loss of logits = inputs @ W^T (inputs [N, H], the head's weight W [V, H], dense or
+// quantized) taken `chunk_tokens` rows at a time: `chunk_loss(logits [n, V] float32, start)` returns
+// the scalar loss of rows [start, start + n). With autograd, each chunk's gradient is formed right
+// away (autograd on the chunk alone) and folded into the gradients of inputs and of a trainable
+// dense W, so the float32 [N x V] logits,
 // and whatever the loss needs besides them (a teacher's logits), are never alive all at once.
 using ChunkLoss = std::function<at::Tensor(const at::Tensor& logits, int64_t start)>;
-at::Tensor chunked_linear_loss(const at::Tensor& inputs, const at::Tensor& weight, const ChunkLoss& chunk_loss,
+at::Tensor chunked_linear_loss(const at::Tensor& inputs, const Projection& head, const ChunkLoss& chunk_loss,
                                int64_t chunk_tokens = 1024);
 
 }  // namespace retort

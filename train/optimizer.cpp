@@ -140,19 +140,23 @@ double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm
   return norm;
 }
 
+Schedule parse_schedule(const std::string& name) {
+  if (name == "constant") return Schedule::kConstant;
+  if (name == "linear") return Schedule::kLinear;
+  if (name == "cosine") return Schedule::kCosine;
+  throw bad_input("unknown schedule '" + name + "' (valid: constant, linear, cosine)").key("scheduler.name");
+}
+
 double lr_multiplier(const ScheduleOptions& options, int64_t step) {
   const double warmup = static_cast<double>(options.warmup_steps);
   if (step < options.warmup_steps) return static_cast<double>(step) / std::max(1.0, warmup);
-  if (options.name == "constant") return 1.0;
   const double span = std::max<double>(1.0, static_cast<double>(options.total_steps - options.warmup_steps));
   const double progress = static_cast<double>(step - options.warmup_steps) / span;
-  double decay = 0;
-  if (options.name == "linear") {
-    decay = std::max(0.0, static_cast<double>(options.total_steps - step) / span);
-  } else if (options.name == "cosine") {
-    decay = std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * progress)));
-  } else {
-    throw bad_input("unknown schedule '" + options.name + "' (valid: constant, linear, cosine)").key("scheduler.name");
+  double decay = 1.0;
+  switch (options.kind) {
+    case Schedule::kConstant: return 1.0;
+    case Schedule::kLinear: decay = std::max(0.0, static_cast<double>(options.total_steps - step) / span); break;
+    case Schedule::kCosine: decay = std::max(0.0, 0.5 * (1.0 + std::cos(M_PI * progress))); break;
   }
   return decay * (1.0 - options.min_lr_ratio) + options.min_lr_ratio;
 }

@@ -76,8 +76,12 @@ class AdamW : public Optimizer {
 double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm, Collective& collective);
 double clip_grad_norm(const std::vector<at::Tensor>& parameters, double max_norm);
 
+enum class Schedule { kConstant, kLinear, kCosine };
+// "constant" | "linear" | "cosine"; bad_input naming scheduler.name otherwise.
+Schedule parse_schedule(const std::string& name);
+
 struct ScheduleOptions {
-  std::string name = "cosine";  // constant | linear | cosine
+  Schedule kind = Schedule::kCosine;
   int64_t warmup_steps = 0;
   int64_t total_steps = 1;
   double min_lr_ratio = 0.0;

@@ -46,24 +46,39 @@ void Trainer::register_gradient_hooks() {
   }
 }
 
-double Trainer::evaluate() {
-  if (!options_.validation) throw internal_error("no validation data");
-  step_.set_training(false);
-  options_.validation->restore(validation_start_);
-  double loss_sum = 0;
-  int64_t tokens = 0;
+std::string stop_reason_name(StopReason reason, int signal_number) {
+  switch (reason) {
+    case StopReason::kMaxSteps: return "max_steps";
+    case StopReason::kData: return "data";
+    case StopReason::kTime: return "time";
+    case StopReason::kSignal: return signal_name(signal_number);
+  }
+  return "";
+}
+
+Evaluation evaluate_step(TrainingStep& step, BatchSource& source, Collective& collective) {
+  step.set_training(false);
+  Evaluation evaluation;
   {
     c10::NoGradGuard no_grad;
-    while (std::optional<Batch> batch = options_.validation->next()) {
-      const StepResult result = step_.forward(*batch);
-      loss_sum += result.loss_sum.item<double>();
-      tokens += result.normaliser;
+    while (std::optional<Batch> batch = source.next()) {
+      const StepResult result = step.forward(*batch);
+      evaluation.loss_sum += result.loss_sum.item<double>();
+      evaluation.normaliser += result.normaliser;
+      evaluation.rows += batch->input_ids.size(0);
     }
   }
-  step_.set_training(true);
-  loss_sum = collective_->sum(loss_sum);
-  tokens = collective_->sum(tokens);
-  return tokens > 0 ? loss_sum / static_cast<double>(tokens) : 0.0;
+  step.set_training(true);
+  evaluation.loss_sum = collective.sum(evaluation.loss_sum);
+  evaluation.normaliser = collective.sum(evaluation.normaliser);
+  evaluation.rows = collective.sum(evaluation.rows);
+  return evaluation;
+}
+
+double Trainer::evaluate() {
+  if (!options_.validation) throw internal_error("no validation data");
+  options_.validation->restore(validation_start_);
+  return evaluate_step(step_, *options_.validation, *collective_).mean();
 }
 
 namespace {
@@ -134,7 +149,7 @@ bool Trainer::stop_pending() {
   const int signal_number = options_.stop_requested();
   if (signal_number == 0) return false;
   stop_signal_ = signal_number;
-  stop_reason_ = signal_name(signal_number);
+  stop_reason_ = StopReason::kSignal;
   return true;
 }
 
@@ -223,7 +238,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
   }
   std::vector<StepMetrics> history;
   const auto run_start = std::chrono::steady_clock::now();
-  stop_reason_ = "max_steps";
+  stop_reason_ = StopReason::kMaxSteps;
   while (step_count_ < options_.max_steps && !stop_pending()) {
     const int64_t step = step_count_;
     const auto start = std::chrono::steady_clock::now();
@@ -232,7 +247,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
         options_.stop_requested ? std::optional<StepStart>(StepStart::save(data_)) : std::nullopt;
     const Window window = next_window();
     if (window.batches.empty()) {
-      stop_reason_ = "data";
+      stop_reason_ = StopReason::kData;
       break;
     }
     StepMetrics metrics;
@@ -259,7 +274,7 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
     if (!checkpoint.directory.empty() && (cadence || last)) save_checkpoint();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     if (!last && options_.max_seconds > 0 && elapsed >= options_.max_seconds) {
-      stop_reason_ = "time";
+      stop_reason_ = StopReason::kTime;
       break;
     }
   }
@@ -268,7 +283,8 @@ std::vector<StepMetrics> Trainer::run(const std::function<void(const StepMetrics
   // Why it stopped, in a line without "step": a resume cuts it away with the steps after its checkpoint.
   if (stop_signal_ != 0 && !checkpoint.directory.empty() && is_primary()) {
     std::ofstream out(std::filesystem::path(checkpoint.directory) / "metrics.jsonl", std::ios::app);
-    out << nlohmann::json{{"stopped", stop_reason_}, {"after_step", step_count_}}.dump() << "\n";
+    out << nlohmann::json{{"stopped", stop_reason_name(stop_reason_, stop_signal_)}, {"after_step", step_count_}}.dump()
+        << "\n";
   }
   return history;
 }

@@ -57,6 +57,12 @@ struct TrainerOptions {
   std::function<int()> stop_requested;
 };
 
+// Why a run ended: its steps were done, the data ran out (epochs), training.max_minutes, or a
+// signal (SIGINT, SIGTERM, SIGUSR1).
+enum class StopReason { kMaxSteps, kData, kTime, kSignal };
+// "max_steps" | "data" | "time" | the signal's name ("SIGTERM"), as metrics.jsonl notes it.
+std::string stop_reason_name(StopReason reason, int signal_number);
+
 struct StepMetrics {
   int64_t step = 0;  // 1-based optimizer step
   double loss = 0;   // mean over the window's trained tokens
@@ -79,9 +85,8 @@ class Trainer {
   // `on_step` sees every step's metrics (also appended to DIR/metrics.jsonl).
   std::vector<StepMetrics> run(const std::function<void(const StepMetrics&)>& on_step = {});
   int64_t completed_steps() const { return step_count_; }
-  // Why run() returned: "max_steps", "data" (the loader ran out), "time", or the name of the
-  // signal that stopped it ("SIGTERM"; stop_signal() is then its number).
-  const std::string& stop_reason() const { return stop_reason_; }
+  // Why run() returned; for kSignal, stop_signal() is the signal's number.
+  StopReason stop_reason() const { return stop_reason_; }
   int stop_signal() const { return stop_signal_; }
   // Mean loss per trained token over the whole validation source.
   double evaluate();
@@ -119,11 +124,21 @@ class Trainer {
   int64_t saved_step_ = -1;
   double loss_scale_ = 0;
   int64_t good_steps_ = 0;  // steps since the loss scale last changed
-  std::string stop_reason_;
+  StopReason stop_reason_ = StopReason::kMaxSteps;
   int stop_signal_ = 0;
   std::string validation_start_;  // the validation source's state before its first batch
   std::optional<int> gpu_;        // the CUDA device trained on, if any
 };
+
+// The step's loss summed over every batch `source` still gives, in evaluation mode without
+// gradients, over all ranks: what validation and `retort eval` report.
+struct Evaluation {
+  double loss_sum = 0;
+  int64_t normaliser = 0;  // the units loss_sum is summed over (trained tokens)
+  int64_t rows = 0;
+  double mean() const { return normaliser > 0 ? loss_sum / static_cast<double>(normaliser) : 0.0; }
+};
+Evaluation evaluate_step(TrainingStep& step, BatchSource& source, Collective& collective);
 
 // checkpoint-000012 directories in `directory`, oldest first.
 std::vector<std::string> list_checkpoints(const std::string& directory);

@@ -35,7 +35,7 @@ def gguf_name(hf):
     raise KeyError(hf)
 
 
-def permute(w, heads):  # HF half-split rope rows -> llama.cpp interleaved (formats.md §2.4)
+def permute(w, heads):  # HF half-split rope rows -> llama.cpp interleaved (docs/formats.md §2.4)
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 

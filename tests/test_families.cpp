@@ -1,0 +1,107 @@
+// Model families own what they know: each architecture has one family with its config.json
+// reader/writer, GGUF names and metadata, and default chat template; and the shared decoder
+// gives layers their own attention window and RoPE base (local and global layers).
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include "io/error.h"
+#include "models/config.h"
+#include "models/decoder.h"
+#include "models/family.h"
+#include "models/registry.h"
+
+namespace retort {
+namespace {
+
+TEST(ModelFamilies, EveryArchitectureHasOneFamilyWithItsTables) {
+  EXPECT_EQ(supported_architectures(),
+            (std::vector<std::string>{"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}));
+  const ModelFamily& llama = family_for_architecture("LlamaForCausalLM", "test");
+  const ModelFamily& qwen2 = family_for_gguf("qwen2", "test.gguf");
+  EXPECT_EQ(qwen2.hf_architectures.front(), "Qwen2ForCausalLM");
+  EXPECT_EQ(qwen2.default_chat_template, "chatml");
+  EXPECT_EQ(family_for_gguf("llama", "test.gguf").name, "llama");  // Mistral is stored as llama too
+  EXPECT_EQ(llama.gguf_tensor_name("model.layers.3.self_attn.q_proj.weight"), "blk.3.attn_q.weight");
+  EXPECT_EQ(qwen2.gguf_tensor_name("model.layers.0.self_attn.k_proj.bias"), "blk.0.attn_k.bias");
+  EXPECT_EQ(llama.gguf_tensor_name("lm_head.weight"), "output.weight");
+  ModelConfig config;
+  config.num_attention_heads = 8;
+  config.num_key_value_heads = 2;
+  EXPECT_EQ(llama.gguf_permuted_heads(config, "model.layers.0.self_attn.k_proj.weight"), 2);
+  EXPECT_FALSE(qwen2.gguf_permuted_heads(config, "model.layers.0.self_attn.k_proj.weight"));  // NEOX rope
+  try {
+    family_for_gguf("gpt2", "model.gguf");
+    FAIL() << "gpt2 has a family";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("'gpt2' is not supported (supported: llama, qwen2)"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST(ModelFamilies, ConfigJsonRoundTripsThroughEachFamily) {
+  const std::string base = R"("hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100)";
+  const std::vector<std::pair<std::string, std::string>> configs = {
+      {"LlamaForCausalLM", R"("attention_bias": true, "mlp_bias": true)"},
+      {"MistralForCausalLM", R"("sliding_window": 16)"},
+      {"Qwen2ForCausalLM", R"("use_sliding_window": true, "sliding_window": 32)"},
+  };
+  for (const auto& [architecture, extra] : configs) {
+    const std::string json = "{\"architectures\": [\"" + architecture + "\"], " + base + ", " + extra + "}";
+    const ModelConfig first = parse_hf_config(json, architecture);
+    const ModelConfig again = parse_hf_config(hf_config_json(first, "float32"), architecture);
+    EXPECT_EQ(again.architecture, architecture);
+    EXPECT_EQ(again.sliding_window, first.sliding_window) << architecture;
+    EXPECT_EQ(again.attention_bias, first.attention_bias) << architecture;
+    EXPECT_EQ(again.o_proj_bias, first.o_proj_bias) << architecture;
+    EXPECT_EQ(again.mlp_bias, first.mlp_bias) << architecture;
+    EXPECT_EQ(again.intermediate_size, 128);
+  }
+  EXPECT_TRUE(parse_hf_config("{\"architectures\": [\"Qwen2ForCausalLM\"], " + base + "}", "q").attention_bias);
+  EXPECT_EQ(parse_hf_config("{\"architectures\": [\"MistralForCausalLM\"], " + base + "}", "m").sliding_window,
+            std::nullopt);
+}
+
+// A two-layer model on random weights: position 5's output reads tokens back to 5 - 2 * (w - 1)
+// when both layers see a window of w = 2, and every token when the second layer is global.
+TEST(ModelFamilies, LocalAndGlobalLayersEachSeeTheirOwnWindowAndRopeBase) {
+  ModelConfig config;
+  config.vocab_size = 50;
+  config.hidden_size = 32;
+  config.intermediate_size = 64;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  config.head_dim = 8;
+  const auto last_position_changes = [&](const std::vector<LayerAttention>& layers) {
+    ModelConfig per_layer = config;
+    per_layer.layer_attention = layers;
+    per_layer.validate("test");
+    at::manual_seed(7);
+    const auto model = create_model(per_layer, "test");
+    at::NoGradGuard no_grad;
+    for (auto& parameter : model->parameters()) parameter.normal_(0, 0.3);
+    const at::Tensor ids = at::randint(50, {1, 6}, at::kLong);
+    at::Tensor changed = ids.clone();
+    changed[0][0] = (ids[0][0].item<int64_t>() + 1) % 50;
+    const at::Tensor a = model->forward_hidden(ids, {}), b = model->forward_hidden(changed, {});
+    return !at::equal(a[0][5], b[0][5]);
+  };
+  const LayerAttention local{2, 10000.0}, global{std::nullopt, 1000000.0};
+  EXPECT_FALSE(last_position_changes({local, local}));
+  EXPECT_TRUE(last_position_changes({local, global}));
+  EXPECT_TRUE(last_position_changes({global, local}));
+  // Each RoPE base gets its own frequencies.
+  ModelConfig mixed = config;
+  mixed.layer_attention = {local, global};
+  const auto tables = rope_frequency_tables(mixed);
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_TRUE(at::equal(tables[1].second, rope_inverse_frequencies(mixed, 1000000.0)));
+  EXPECT_FALSE(at::equal(tables[0].second, tables[1].second));
+  mixed.layer_attention.pop_back();
+  EXPECT_THROW(mixed.validate("test"), Error);
+}
+
+}  // namespace
+}  // namespace retort
