@@ -13,11 +13,14 @@ memory is the process's maximum resident set.
 On a GPU: --device cuda (both sides on cuda:0, float32; peak memory is then also the CUDA caching
 allocator's peak reservation, torch.cuda.max_memory_reserved on the transformers side) and
 --peak-tflops P for MFU: tokens/s x (6 x student parameters + 2 x teacher parameters, online) / P.
+Two Retort builds: --baseline-build DIR times that build too, alternating with --build's
+--repeats times (medians reported), against one transformers measurement.
 Results: printed and written to bench/results/distill.json."""
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +88,41 @@ def training_figures(out: Path, args, peak: float) -> dict:
     return figures
 
 
+def retort_figures(retort: str, student: Path, teacher: str, data: Path, folder: Path, args) -> dict:
+    """cache-teacher, then online and offline student training, by one build in `folder`."""
+    folder.mkdir(parents=True)
+    figures = {}
+    cache = folder / "cache"
+    recipe = folder / "online.yaml"
+    recipe.write_text(recipe_text(str(student), teacher, data, folder / "online", args))
+    out, _, peak = timed([retort, "cache-teacher", str(recipe), f"distill.teacher_cache={cache}"], args.threads)
+    manifest = json.loads((cache / "cache.json").read_text())
+    rate = float(re.search(r"teacher: (\d+) tokens/s", out).group(1))
+    figures["cache_teacher"] = {"trained_tokens_per_s": rate, "peak_rss_mb": peak,
+                                "bytes_per_token": manifest["bytes_per_token"], "tokens": manifest["tokens"],
+                                "top_k": manifest["top_k"]}
+    if gpu := re.search(r"teacher peak GPU memory: (\d+) MB", out):
+        figures["cache_teacher"]["peak_gpu_mb"] = float(gpu.group(1))
+    _, _, peak = timed([retort, "run", str(recipe)], args.threads)
+    figures["retort_online"] = training_figures(folder / "online", args, peak)
+    offline = folder / "offline.yaml"
+    offline.write_text(recipe_text(str(student), teacher, data, folder / "offline", args, str(cache)))
+    _, _, peak = timed([retort, "run", str(offline)], args.threads)
+    figures["retort_offline"] = training_figures(folder / "offline", args, peak)
+    return figures
+
+
+def median_run(runs: list) -> dict:
+    """Per measurement, the run with the median rate (all rates kept beside it)."""
+    result = {}
+    for key in runs[0]:
+        rate = "trained_tokens_per_s" if key == "cache_teacher" else "tokens_per_s"
+        middle = statistics.median_low([run[key][rate] for run in runs])
+        result[key] = dict(next(run[key] for run in runs if run[key][rate] == middle),
+                           **{"all_" + rate: [run[key][rate] for run in runs]})
+    return result
+
+
 def hf_worker(spec_path: str) -> None:
     """Runs in its own process: online KD with transformers on the given rows."""
     spec = json.loads(Path(spec_path).read_text())
@@ -137,6 +175,8 @@ def main():
     parser.add_argument("--build", default=str(ROOT / "build"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--peak-tflops", type=float, default=0, help="the device's peak, for MFU (0: not reported)")
+    parser.add_argument("--baseline-build", default="", help="another build to time alternately (e.g. the commit before)")
+    parser.add_argument("--repeats", type=int, default=1, help="Retort runs per build (median reported)")
     args = parser.parse_args()
     retort = str(Path(args.build) / "bin" / "retort")
     teacher = str(cached_gguf())
@@ -150,25 +190,16 @@ def main():
         student = temp / "student"
         subprocess.run([retort, "prune", "--model", teacher, "--keep-layers", "0-9,25-29", "--out", str(student)],
                        check=True, capture_output=True, text=True)
-        cache = temp / "cache"
-        recipe = temp / "online.yaml"
-        recipe.write_text(recipe_text(str(student), teacher, data, temp / "online", args))
-        out, _, peak = timed([retort, "cache-teacher", str(recipe), f"distill.teacher_cache={cache}"], args.threads)
-        manifest = json.loads((cache / "cache.json").read_text())
-        rate = float(re.search(r"teacher: (\d+) tokens/s", out).group(1))
-        results["cache_teacher"] = {"trained_tokens_per_s": rate, "peak_rss_mb": peak,
-                                    "bytes_per_token": manifest["bytes_per_token"], "tokens": manifest["tokens"],
-                                    "top_k": manifest["top_k"]}
-        if gpu := re.search(r"teacher peak GPU memory: (\d+) MB", out):
-            results["cache_teacher"]["peak_gpu_mb"] = float(gpu.group(1))
-        print(f"cache-teacher    {rate:8.1f} trained tok/s {peak:7.0f} MB  {manifest['bytes_per_token']:.1f} bytes/token",
-              flush=True)
-        _, _, peak = timed([retort, "run", str(recipe)], args.threads)
-        results["retort_online"] = training_figures(temp / "online", args, peak)
-        offline = temp / "offline.yaml"
-        offline.write_text(recipe_text(str(student), teacher, data, temp / "offline", args, str(cache)))
-        _, _, peak = timed([retort, "run", str(offline)], args.threads)
-        results["retort_offline"] = training_figures(temp / "offline", args, peak)
+        builds = {"": retort}
+        if args.baseline_build:
+            builds["baseline_"] = str(Path(args.baseline_build) / "bin" / "retort")
+        runs = {prefix: [] for prefix in builds}
+        for repeat in range(args.repeats):  # alternating builds, so both see the same stretch of machine time
+            for prefix, binary in builds.items():
+                runs[prefix].append(retort_figures(binary, student, teacher, data, temp / f"{prefix}run{repeat}", args))
+        for prefix, figures in runs.items():
+            results.update({prefix + key: value for key, value in median_run(figures).items()})
+        recipe = temp / "run0" / "online.yaml"
         inspect = subprocess.run([retort, "data", "inspect", "--recipe", str(recipe), "--json"], check=True,
                                  capture_output=True, text=True)
         rows = pack_rows([json.loads(line) for line in inspect.stdout.splitlines()], args.seq)
@@ -181,17 +212,30 @@ def main():
         results["transformers_online"] = json.loads(worker.stdout.strip().splitlines()[-1])
     base = results["transformers_online"]
     memory = "peak_gpu_mb" if args.device.startswith("cuda") else "peak_rss_mb"
-    for key in ("retort_online", "retort_offline", "transformers_online"):
+    prefixes = ["", "baseline_"] if args.baseline_build else [""]
+    for prefix in prefixes:
+        c = results[prefix + "cache_teacher"]
+        print(f"{prefix + 'cache-teacher':20s} {c['trained_tokens_per_s']:8.1f} trained tok/s {c['peak_rss_mb']:7.0f} MB  "
+              f"{c['bytes_per_token']:.1f} bytes/token", flush=True)
+    keys = [p + k for p in prefixes for k in ("retort_online", "retort_offline")] + ["transformers_online"]
+    for key in keys:
         r = results[key]
         r["speedup_vs_transformers"] = r["tokens_per_s"] / base["tokens_per_s"]
         r["memory_vs_transformers"] = r[memory] / base[memory]
         if args.peak_tflops > 0:  # matmul FLOPs per token: the student's forward and backward, the teacher's forward
-            flops = 6 * base["student_parameters"] + (0 if key == "retort_offline" else 2 * base["teacher_parameters"])
+            flops = 6 * base["student_parameters"] + (0 if key.endswith("offline") else 2 * base["teacher_parameters"])
             r["mfu"] = r["tokens_per_s"] * flops / (args.peak_tflops * 1e12)
         print(f"{key:20s} {r['tokens_per_s']:8.1f} tok/s {r[memory]:7.0f} MB ({memory})  "
               f"speedup {r['speedup_vs_transformers']:.2f}x  memory {r['memory_vs_transformers']:.2f}x  "
               f"loss {r['loss_first']:.3f} -> {r['loss_last']:.3f}" + (f"  MFU {r['mfu']:.1%}" if "mfu" in r else ""),
               flush=True)
+    if args.baseline_build:
+        rates = {"cache_teacher": "trained_tokens_per_s", "retort_online": "tokens_per_s", "retort_offline": "tokens_per_s"}
+        for key, rate in rates.items():
+            new, old = results[key], results["baseline_" + key]
+            print(f"{key:20s} this build / baseline {new[rate] / old[rate]:.3f} "
+                  f"(runs {[round(t) for t in new['all_' + rate]]} vs {[round(t) for t in old['all_' + rate]]})",
+                  flush=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "distill.json").write_text(json.dumps(results, indent=2))

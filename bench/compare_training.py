@@ -8,10 +8,16 @@ are fed to transformers). Each side runs in its own process; tokens/s counts eve
 of the steps after --warmup; peak RSS is the process's maximum resident memory.
 
   .venv/bin/python bench/compare_training.py --threads 2 --steps 8 --warmup 2 --batch 4 --seq 256
+
+Two Retort builds (a refactor against the commit before it): --baseline-build DIR runs that
+build's retort too, alternating with --build's --repeats times per case (medians reported), so
+both speedups share one transformers measurement and the same stretch of machine time.
 Results: printed and written to bench/results/training.json."""
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,6 +102,21 @@ def run_retort(retort: Path, recipe: Path, out: Path, args) -> dict:
             "loss_first": lines[0]["loss"], "loss_last": lines[-1]["loss"]}
 
 
+def run_builds(builds: dict, recipe: Path, out: Path, args) -> dict:
+    """Each build's run, alternating, --repeats times; the run with the median tokens/s of each."""
+    runs = {name: [] for name in builds}
+    for _ in range(args.repeats):
+        for name, binary in builds.items():
+            shutil.rmtree(out, ignore_errors=True)  # a fresh run, not a resume
+            runs[name].append(run_retort(binary, recipe, out, args))
+    median = {}
+    for name, results in runs.items():
+        middle = statistics.median_low([r["tokens_per_s"] for r in results])
+        median[name] = dict(next(r for r in results if r["tokens_per_s"] == middle),
+                            all_tokens_per_s=[r["tokens_per_s"] for r in results])
+    return median
+
+
 def hf_worker(spec_path: str) -> None:
     """Runs in its own process: the transformers(+peft) loop on the given rows."""
     spec = json.loads(Path(spec_path).read_text())
@@ -133,8 +154,13 @@ def main():
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--build", default=str(ROOT / "build"))
     parser.add_argument("--only", default="", help="comma-separated subset: smollm2-lora,smollm2-full,llama100m-lora,...")
+    parser.add_argument("--baseline-build", default="", help="another build to time alternately (e.g. the commit before)")
+    parser.add_argument("--repeats", type=int, default=1, help="Retort runs per build and case (median reported)")
     args = parser.parse_args()
     retort = Path(args.build) / "bin" / "retort"
+    builds = {"retort": retort}
+    if args.baseline_build:
+        builds["retort_baseline"] = Path(args.baseline_build) / "bin" / "retort"
     tokenizer_json = Path(args.build) / "fixtures" / "data" / "tokenizer-smollm2" / "tokenizer.json"
     results = {"machine": os.uname().nodename, "threads": args.threads, "batch": args.batch, "seq": args.seq,
                "steps": args.steps, "runs": {}}
@@ -155,7 +181,8 @@ def main():
             out = temp / key
             recipe = temp / f"{key}.yaml"
             recipe.write_text(recipe_text(model, data, mode == "lora", args, out, data_kind == "chat"))
-            ours = run_retort(retort, recipe, out, args)
+            timed = run_builds(builds, recipe, out, args)
+            ours = timed["retort"]
             # The same rows for transformers: Retort's own tokenization of the data.
             inspect = subprocess.run([str(retort), "data", "inspect", "--recipe", str(recipe), "--json"],
                                      check=True, capture_output=True, text=True)
@@ -170,10 +197,21 @@ def main():
             results["runs"][key] = {"retort": ours, "transformers_peft": theirs,
                                     "speedup": ours["tokens_per_s"] / theirs["tokens_per_s"],
                                     "memory_ratio": ours["peak_rss_mb"] / theirs["peak_rss_mb"]}
+            if "retort_baseline" in timed:
+                base = timed["retort_baseline"]
+                results["runs"][key].update(retort_baseline=base,
+                                            speedup_baseline=base["tokens_per_s"] / theirs["tokens_per_s"])
             print(f"{key:16s} retort {ours['tokens_per_s']:8.1f} tok/s {ours['peak_rss_mb']:7.0f} MB | "
                   f"transformers+peft {theirs['tokens_per_s']:8.1f} tok/s {theirs['peak_rss_mb']:7.0f} MB | "
                   f"speedup {results['runs'][key]['speedup']:.2f}x, memory {results['runs'][key]['memory_ratio']:.2f}x",
                   flush=True)
+            if "retort_baseline" in timed:
+                run = results["runs"][key]
+                print(f"{'':16s} baseline build {run['retort_baseline']['tokens_per_s']:8.1f} tok/s "
+                      f"{run['retort_baseline']['peak_rss_mb']:7.0f} MB: speedup {run['speedup_baseline']:.2f}x; "
+                      f"this build / baseline {run['speedup'] / run['speedup_baseline']:.3f} "
+                      f"(runs {[round(t) for t in ours['all_tokens_per_s']]} vs "
+                      f"{[round(t) for t in run['retort_baseline']['all_tokens_per_s']]})", flush=True)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "training.json").write_text(json.dumps(results, indent=2))

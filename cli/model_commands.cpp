@@ -59,8 +59,7 @@ std::vector<std::vector<int64_t>> text_prompts(const ParsedArgs& args, const Tex
       chat::Json messages = chat::Json::array();
       if (args.has("system")) messages.push_back({{"role", "system"}, {"content", *args.get("system")}});
       messages.push_back({{"role", "user"}, {"content", text}});
-      chat::ChatRenderOptions options;
-      options.add_generation_prompt = true;
+      const chat::ChatRenderOptions options = generation_prompt_options(args, side);
       ids = encode_user_chat(*side.tokenizer, side.chat_template->render(messages, options), control_token_option(args));
     }
     prompts.emplace_back(ids.begin(), ids.end());
@@ -86,8 +85,7 @@ int run_generate_dataset(const ParsedArgs& args) {
   options.sampling.pad_token_id = loaded.model->config().pad_token_id.value_or(0);
   const chat::ControlTokenPolicy policy = control_token_option(args);
   options.encode_prompt = [&](const nlohmann::ordered_json& messages) {
-    chat::ChatRenderOptions render;
-    render.add_generation_prompt = true;
+    const chat::ChatRenderOptions render = generation_prompt_options(args, side);
     const auto ids = encode_user_chat(*side.tokenizer, side.chat_template->render(messages, render), policy);
     return std::vector<int64_t>(ids.begin(), ids.end());
   };
@@ -249,6 +247,7 @@ CommandSpec generate_command() {
            kAdapterOption,
            {"prompt", "TEXT", "a user message, rendered with the model's chat template; repeat for a batch", true},
            {"system", "TEXT", "system prompt for --prompt"},
+           {"no-think", "", "Qwen3: answer without a <think> block (enable_thinking=false)"},
            {"template", "NAME", "chat template by name (default: recognised from the model)"},
            {"raw", "", "--prompt is plain text: no chat template (BOS as the tokenizer adds it)"},
            kControlTokensOption,

@@ -17,6 +17,20 @@
 #include "models/loader.h"
 
 namespace retort::cli {
+
+chat::ChatRenderOptions generation_prompt_options(const ParsedArgs& args, const TextSide& side) {
+  chat::ChatRenderOptions options;
+  options.add_generation_prompt = true;
+  if (args.has("no-think")) {
+    if (side.chat_template->family() != chat::ChatFamily::kQwen3) {
+      throw bad_input("chat template '" + side.chat_template->name() + "' has no thinking switch (qwen3 has)")
+          .key("no-think");
+    }
+    options.enable_thinking = false;
+  }
+  return options;
+}
+
 namespace {
 
 chat::Json read_chat_file(const std::string& path, chat::Json& tools) {
@@ -49,7 +63,7 @@ int run_tokenize(const ParsedArgs& args) {
   if (args.has("chat")) {
     chat::Json tools = chat::Json::array();
     const chat::Json messages = read_chat_file(*args.get("chat"), tools);
-    chat::ChatRenderOptions options;
+    chat::ChatRenderOptions options = generation_prompt_options(args, side);
     options.add_generation_prompt = args.has("add-generation-prompt");
     options.tools = tools;
     rendered = side.chat_template->render(messages, options);
@@ -98,9 +112,7 @@ int run_tokenize(const ParsedArgs& args) {
 
 // One chat turn: renders the history with a generation prompt, generates, streams the text.
 std::string chat_turn(CausalLM& model, const TextSide& side, const chat::Json& history, const SamplingOptions& sampling,
-                      chat::ControlTokenPolicy policy) {
-  chat::ChatRenderOptions options;
-  options.add_generation_prompt = true;
+                      chat::ControlTokenPolicy policy, const chat::ChatRenderOptions& options) {
   const chat::RenderedChat rendered = side.chat_template->render(history, options);
   const std::vector<TokenId> prompt = encode_user_chat(*side.tokenizer, rendered, policy);
   StreamDecoder stream(*side.tokenizer, /*skip_special_tokens=*/true);
@@ -135,6 +147,7 @@ int run_chat(const ParsedArgs& args) {
   sampling.eos_token_ids = stop_token_ids(side);
   for (int64_t id : loaded.model->config().eos_token_ids) sampling.eos_token_ids.push_back(id);
   const chat::ControlTokenPolicy policy = control_token_option(args);
+  const chat::ChatRenderOptions render_options = generation_prompt_options(args, side);
   std::string system = args.get_or("system", "");
   chat::Json history = chat::Json::array();
   auto reset = [&] {
@@ -169,7 +182,7 @@ int run_chat(const ParsedArgs& args) {
       continue;
     }
     history.push_back({{"role", "user"}, {"content", line}});
-    const std::string reply = chat_turn(*loaded.model, side, history, sampling, policy);
+    const std::string reply = chat_turn(*loaded.model, side, history, sampling, policy, render_options);
     history.push_back({{"role", "assistant"}, {"content", reply}});
   }
   return 0;
@@ -242,6 +255,7 @@ CommandSpec tokenize_command() {
            {"chat", "FILE", "JSON conversation: [messages] or {\"messages\": [...], \"tools\": [...]}"},
            {"template", "NAME", "chat template by name (default: recognised from the model)"},
            {"add-generation-prompt", "", "--chat: end with the assistant header"},
+           {"no-think", "", "--chat, Qwen3: the assistant header ends in an empty <think> block (enable_thinking=false)"},
            {"no-special", "", "--text/--file: do not add BOS/EOS"},
            kControlTokensOption,
            {"json", "", "print {\"ids\", \"pieces\"[, \"text\", \"roles\", \"trainable\"]}"}},
@@ -258,6 +272,7 @@ CommandSpec chat_command() {
            {"adapter", "DIR", "PEFT LoRA/DoRA adapter directory to apply"},
            {"template", "NAME", "chat template by name (default: recognised from the model)"},
            {"system", "TEXT", "system prompt"},
+           {"no-think", "", "Qwen3: answer without a <think> block (enable_thinking=false)"},
            {"max-new-tokens", "N", "tokens per reply at most (default 256)"},
            {"temperature", "T", "0 = greedy (default)"},
            {"top-p", "P", "nucleus sampling mass"},

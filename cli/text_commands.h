@@ -24,6 +24,11 @@ struct TextSide {
 };
 TextSide load_text_side(const std::string& model_path, const std::string& template_name, bool need_template);
 
+// Render options for a prompt that ends in the assistant header; --no-think (Qwen3's
+// enable_thinking=false: an empty <think> block, so the model answers directly) is bad_input for
+// a template without a thinking switch.
+chat::ChatRenderOptions generation_prompt_options(const ParsedArgs& args, const TextSide& side);
+
 // Ids that end a turn: the template's stop strings that are single tokens, plus eos.
 std::vector<int64_t> stop_token_ids(const TextSide& side);
 

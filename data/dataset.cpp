@@ -50,6 +50,7 @@ EncodeOptions encode_options(const DataSection& section) {
   options.max_seq_len = section.max_seq_len;
   options.length_policy = parse_length_policy(section.length_policy);
   options.train_on = parse_train_on(section.train_on);
+  options.render.train_reasoning = section.train_reasoning;
   options.control_tokens = chat::parse_control_token_policy(section.control_tokens_in_content,
                                                             "data.control_tokens_in_content");
   return options;

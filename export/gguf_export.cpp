@@ -161,9 +161,12 @@ ExportPlan export_gguf_model(const ExportContext& context, bool write, std::ostr
       return heads ? permute_for_gguf(value, *heads) : value.contiguous();
     });
   }
-  if (config.sliding_window) {
-    log << "warning: the model's sliding window (" << *config.sliding_window
-        << ") is not expressed in GGUF for arch " << arch << "; llama.cpp attends to the full context\n";
+  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+    if (const std::optional<int64_t> window = config.attention_of(layer).sliding_window) {
+      log << "warning: the model's sliding window (" << *window << ", layer " << layer
+          << ") is not expressed in GGUF for arch " << arch << "; llama.cpp attends to the full context\n";
+      break;
+    }
   }
   ExportPlan plan = plan_of(jobs, context.options.out);
   if (context.options.modelfile) plan.files.push_back(context.options.out + ".Modelfile");

@@ -141,7 +141,9 @@ std::string rope_scaling_name(RopeScaling scaling) {
 
 LayerAttention ModelConfig::attention_of(int64_t layer) const {
   if (layer_attention.empty()) return {sliding_window, rope.theta};
-  return layer_attention.at(static_cast<size_t>(layer));
+  LayerAttention spec = layer_attention.at(static_cast<size_t>(layer));
+  if (!spec.rope_theta) spec.rope_theta = rope.theta;
+  return spec;
 }
 
 std::string ModelConfig::summary() const {

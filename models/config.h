@@ -31,7 +31,7 @@ struct RopeConfig {
 // One decoder layer's attention: how far back it sees and its RoPE base.
 struct LayerAttention {
   std::optional<int64_t> sliding_window;  // none: the whole context
-  double rope_theta = 10000.0;
+  std::optional<double> rope_theta;       // none: the model's rope.theta (always set by attention_of)
   bool operator==(const LayerAttention&) const = default;
 };
 
@@ -52,6 +52,7 @@ struct ModelConfig {
   bool attention_bias = false;  // bias on q, k, v (Qwen2: true)
   bool o_proj_bias = false;     // Llama's attention_bias also covers o_proj
   bool mlp_bias = false;
+  bool qk_norm = false;  // RMSNorm over each head's queries and keys before RoPE (Qwen3)
   std::optional<int64_t> sliding_window;  // applied only when set (Mistral; Qwen2 with use_sliding_window)
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config.json and generation_config.json, deduplicated
@@ -61,6 +62,7 @@ struct ModelConfig {
   // with its own RoPE base); empty: every layer has sliding_window and rope.theta.
   std::vector<LayerAttention> layer_attention;
 
+  // Layer `layer`'s window and RoPE base, the model-wide ones filled in where it has none of its own.
   LayerAttention attention_of(int64_t layer) const;
 
   // Checks the numbers fit together (heads divide, positive sizes); bad_input naming `source`.

@@ -187,9 +187,9 @@ LayerInputs AttentionInputs::make_inputs(const LayerAttention& spec,
                                          at::Device device) {
   const at::Tensor* inv_freq = nullptr;
   for (const auto& [theta, values] : inv_freqs) {
-    if (theta == spec.rope_theta) inv_freq = &values;
+    if (theta == *spec.rope_theta) inv_freq = &values;
   }
-  if (inv_freq == nullptr) throw internal_error("no RoPE frequencies for base " + std::to_string(spec.rope_theta));
+  if (inv_freq == nullptr) throw internal_error("no RoPE frequencies for base " + std::to_string(*spec.rope_theta));
   LayerInputs in;
   // cos/sin [B, 1, T, hd] in float32, then in the activation dtype (as HF).
   const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq->to(device).view({1, 1, -1});
@@ -213,7 +213,7 @@ void AttentionInputs::move_to(at::Device device) {
 std::vector<std::pair<double, at::Tensor>> rope_frequency_tables(const ModelConfig& config) {
   std::vector<std::pair<double, at::Tensor>> tables;
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-    const double theta = config.attention_of(layer).rope_theta;
+    const double theta = *config.attention_of(layer).rope_theta;
     bool known = false;
     for (const auto& entry : tables) known = known || entry.first == theta;
     if (!known) tables.emplace_back(theta, rope_inverse_frequencies(config, theta));

@@ -8,6 +8,7 @@
 #include "models/family_llama.h"
 #include "models/family_mistral.h"
 #include "models/family_qwen2.h"
+#include "models/family_qwen3.h"
 
 namespace retort {
 
@@ -18,6 +19,7 @@ const std::vector<ModelFamily>& model_families() {
       llama_family(),
       mistral_family(),
       qwen2_family(),
+      qwen3_family(),
   };
   return families;
 }

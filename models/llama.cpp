@@ -20,12 +20,22 @@ LlamaAttention::LlamaAttention(const ModelConfig& config)
   k_proj = register_module("k_proj", std::make_shared<Projection>(hidden, kv_heads_ * head_dim_, config.attention_bias));
   v_proj = register_module("v_proj", std::make_shared<Projection>(hidden, kv_heads_ * head_dim_, config.attention_bias));
   o_proj = register_module("o_proj", std::make_shared<Projection>(heads_ * head_dim_, hidden, config.o_proj_bias));
+  if (config.qk_norm) {
+    q_norm = register_module("q_norm", std::make_shared<RMSNorm>(head_dim_, config.rms_norm_eps));
+    k_norm = register_module("k_norm", std::make_shared<RMSNorm>(head_dim_, config.rms_norm_eps));
+  }
 }
 
 at::Tensor LlamaAttention::forward(const at::Tensor& x, const LayerInputs& in, KVCache* cache, int64_t layer) {
   const int64_t batch = x.size(0), steps = x.size(1);
-  at::Tensor q = q_proj->forward(x).view({batch, steps, heads_, head_dim_}).transpose(1, 2);
-  at::Tensor k = k_proj->forward(x).view({batch, steps, kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor q = q_proj->forward(x).view({batch, steps, heads_, head_dim_});
+  at::Tensor k = k_proj->forward(x).view({batch, steps, kv_heads_, head_dim_});
+  if (q_norm) {
+    q = q_norm->forward(q);
+    k = k_norm->forward(k);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   at::Tensor v = v_proj->forward(x).view({batch, steps, kv_heads_, head_dim_}).transpose(1, 2);
   q = apply_rope(q, in.cos, in.sin);
   k = apply_rope(k, in.cos, in.sin);

@@ -1,7 +1,7 @@
-// The Llama-family decoder: LlamaForCausalLM (Llama 2, 3, 3.1/3.2 rope), MistralForCausalLM
-// and Qwen2ForCausalLM (q/k/v biases). RMSNorm, RoPE, grouped-query attention through
-// at::scaled_dot_product_attention, SwiGLU MLP, optional tied embeddings.
-// Reference: transformers models/llama/modeling_llama.py (and mistral, qwen2).
+// The Llama-family decoder: LlamaForCausalLM (Llama 2, 3, 3.1/3.2 rope), MistralForCausalLM,
+// Qwen2ForCausalLM (q/k/v biases) and Qwen3ForCausalLM (per-head q/k RMSNorm). RMSNorm, RoPE,
+// grouped-query attention through at::scaled_dot_product_attention, SwiGLU MLP, optional tied
+// embeddings. Reference: transformers models/llama/modeling_llama.py (and mistral, qwen2, qwen3).
 #pragma once
 
 #include <torch/nn/modules/container/modulelist.h>
@@ -19,6 +19,7 @@ class LlamaAttention : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const LayerInputs& in, KVCache* cache, int64_t layer);
 
   std::shared_ptr<Projection> q_proj, k_proj, v_proj, o_proj;
+  std::shared_ptr<RMSNorm> q_norm, k_norm;  // over head_dim, before RoPE; null unless config.qk_norm
 
  private:
   int64_t heads_, kv_heads_, head_dim_;

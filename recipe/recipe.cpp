@@ -45,6 +45,8 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.choice("on_bad_example", r.data.on_bad_example, {"error", "skip"}, "malformed lines");
     s.choice("control_tokens_in_content", r.data.control_tokens_in_content, {"literal", "parse", "skip"},
              "control-token strings in message text: read as text, as control tokens, or drop the example");
+    s.field("train_reasoning", r.data.train_reasoning,
+            "Qwen3-style <think> blocks in assistant turns: trained (true) or rendered but masked");
     s.field("system_prompt", r.data.system_prompt, "system prompt added where a conversation has none");
     s.field("num_workers", r.data.num_workers, "tokenizing threads (0: one per core)");
   });

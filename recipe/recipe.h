@@ -46,6 +46,8 @@ struct DataSection {
   // Control-token strings ("<|im_end|>") inside chat messages: literal (read as text) | parse (as
   // control tokens, HF's default) | skip (drop the example); docs/data-and-training.md.
   std::string control_tokens_in_content = "literal";
+  // Templates with reasoning blocks (Qwen3's <think>): whether assistant reasoning is trained.
+  bool train_reasoning = true;
   std::string system_prompt;
   int64_t num_workers = 0;  // tokenizing threads; 0: one per core
 };

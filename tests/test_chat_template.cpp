@@ -34,6 +34,7 @@ ChatRenderOptions options_for(const Json& test_case, const std::string& pinned_d
   const Json& extra = test_case["options"];
   if (extra.contains("tools_in_user_message")) options.tools_in_user_message = extra["tools_in_user_message"];
   if (extra.contains("builtin_tools")) options.builtin_tools = extra["builtin_tools"].get<std::vector<std::string>>();
+  if (extra.contains("enable_thinking")) options.enable_thinking = extra["enable_thinking"].get<bool>();
   // Llama 3.2 prints strftime_now's date, which the fixture pinned.
   if (test_case["family"] == "llama3.2") options.date_string = pinned_date;
   return options;
@@ -82,7 +83,7 @@ TEST(ChatTemplate, RendersLikeTheRealTemplates) {
   for (const auto& [name, counts] : passed_by_template)
     std::printf("  %-13s %3d rendered equal, %2d rejected like the template\n", name.c_str(), counts.first,
                 counts.second);
-  EXPECT_EQ(passed_by_template.size(), 12u);
+  EXPECT_EQ(passed_by_template.size(), 13u);
 }
 
 TEST(ChatTemplate, RecognisesRealTemplates) {
@@ -121,6 +122,23 @@ TEST(ChatTemplate, MarksAssistantOutputAndItsEndOfTurnTrainable) {
             " Hi there </s>| I am an assistant </s>|");
   EXPECT_EQ(trainable_text(ChatTemplate::by_name("mistral-v3-tekken").render(kBasicChat)),
             "Hi there</s>| I am an assistant </s>|");
+}
+
+// Qwen3: an earlier turn loses its reasoning; the last turn's <think> block is trained only when
+// train_reasoning says so (it is rendered either way).
+TEST(ChatTemplate, Qwen3TrainsReasoningOnlyWhenAsked) {
+  const Json chat = Json::parse(R"([{"role": "user", "content": "Q1"},
+    {"role": "assistant", "reasoning_content": "r1", "content": "A1"}, {"role": "user", "content": "Q2"},
+    {"role": "assistant", "content": "<think>r2</think>A2"}])");
+  const ChatTemplate qwen3 = ChatTemplate::by_name("qwen3");
+  ChatRenderOptions options;
+  const RenderedChat trained = qwen3.render(chat, options);
+  EXPECT_EQ(trainable_text(trained), "A1<|im_end|>|<think>\nr2\n</think>\n\nA2<|im_end|>|");
+  options.train_reasoning = false;
+  const RenderedChat masked = qwen3.render(chat, options);
+  EXPECT_EQ(masked.text, trained.text);
+  EXPECT_EQ(trainable_text(masked), "A1<|im_end|>|A2<|im_end|>|");
+  EXPECT_EQ(masked.text.find("r1"), std::string::npos);
 }
 
 TEST(ChatTemplate, AttributesSegmentsToMessagesAndFlagsSpecialTokens) {

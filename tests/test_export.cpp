@@ -143,12 +143,13 @@ TEST(ExportGguf, QuantizedTensorsAreIdenticalToLlamaCpp) {
 }
 
 // Tiny Llama 3 (llama3 rope scaling -> rope_freqs, Q/K permutation), Qwen2 (tied embeddings,
-// q/k/v biases) and Llama 2 / Mistral-style (SentencePiece tokenizer.model) models with real
+// q/k/v biases), Qwen3 (q/k norms, head_dim 24 with hidden 64 / 4 heads) and Llama 2 /
+// Mistral-style (SentencePiece tokenizer.model) models with real
 // vocabularies, exported from HF directories and run in llama.cpp.
-TEST(ExportGguf, TinyLlamaQwen2AndSentencePieceModelsRunInLlamaCpp) {
+TEST(ExportGguf, TinyLlamaQwenAndSentencePieceModelsRunInLlamaCpp) {
   test::TempDir dir;
   const Json text = texts();
-  for (const std::string name : {"llama3", "qwen2", "llama2"}) {
+  for (const std::string name : {"llama3", "qwen2", "qwen3", "llama2"}) {
     const std::string source = export_fixture(name).string();
     const auto tokenizer = load_tokenizer(source);
     const std::vector<int64_t> probe_ids = to_int64(tokenizer->encode(text["probe"].get<std::string>()));
@@ -219,7 +220,8 @@ TEST(ExportHf, TransformersLoadsTheMergedModel) {
   std::vector<std::string> cases;
   expect_export({"--model", export_fixture("llama3").string(), "--format", "gguf", "--quant", "f32", "--out", llama3_gguf});
   for (const Case& c : {Case{"llama3-lora", export_fixture("llama3").string(), export_fixture("llama3-lora").string()},
-                        Case{"qwen2", export_fixture("qwen2").string(), ""}, Case{"smollm2", smollm2_path(), ""},
+                        Case{"qwen2", export_fixture("qwen2").string(), ""},
+                        Case{"qwen3", export_fixture("qwen3").string(), ""}, Case{"smollm2", smollm2_path(), ""},
                         Case{"llama2-from-gguf", spm_gguf, ""}, Case{"llama3-from-gguf", llama3_gguf, ""}}) {
     const fs::path out = dir.path() / c.name;
     std::vector<std::string> args = {"--model", c.model, "--format", "hf", "--out", out.string(), "--max-shard-size", "20"};

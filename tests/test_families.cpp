@@ -16,7 +16,8 @@ namespace {
 
 TEST(ModelFamilies, EveryArchitectureHasOneFamilyWithItsTables) {
   EXPECT_EQ(supported_architectures(),
-            (std::vector<std::string>{"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"}));
+            (std::vector<std::string>{"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
+                                      "Qwen3ForCausalLM"}));
   const ModelFamily& llama = family_for_architecture("LlamaForCausalLM", "test");
   const ModelFamily& qwen2 = family_for_gguf("qwen2", "test.gguf");
   EXPECT_EQ(qwen2.hf_architectures.front(), "Qwen2ForCausalLM");
@@ -30,11 +31,15 @@ TEST(ModelFamilies, EveryArchitectureHasOneFamilyWithItsTables) {
   config.num_key_value_heads = 2;
   EXPECT_EQ(llama.gguf_permuted_heads(config, "model.layers.0.self_attn.k_proj.weight"), 2);
   EXPECT_FALSE(qwen2.gguf_permuted_heads(config, "model.layers.0.self_attn.k_proj.weight"));  // NEOX rope
+  const ModelFamily& qwen3 = family_for_gguf("qwen3", "test.gguf");
+  EXPECT_EQ(qwen3.gguf_tensor_name("model.layers.2.self_attn.q_norm.weight"), "blk.2.attn_q_norm.weight");
+  EXPECT_EQ(qwen3.gguf_tensor_name("model.layers.2.self_attn.k_norm.weight"), "blk.2.attn_k_norm.weight");
+  EXPECT_FALSE(qwen3.gguf_permuted_heads(config, "model.layers.0.self_attn.q_proj.weight"));
   try {
     family_for_gguf("gpt2", "model.gguf");
     FAIL() << "gpt2 has a family";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("'gpt2' is not supported (supported: llama, qwen2)"), std::string::npos)
+    EXPECT_NE(std::string(error.what()).find("'gpt2' is not supported (supported: llama, qwen2, qwen3)"), std::string::npos)
         << error.what();
   }
 }
@@ -46,6 +51,10 @@ TEST(ModelFamilies, ConfigJsonRoundTripsThroughEachFamily) {
       {"LlamaForCausalLM", R"("attention_bias": true, "mlp_bias": true)"},
       {"MistralForCausalLM", R"("sliding_window": 16)"},
       {"Qwen2ForCausalLM", R"("use_sliding_window": true, "sliding_window": 32)"},
+      {"Qwen2ForCausalLM", R"("use_sliding_window": true, "sliding_window": 32, "max_window_layers": 1)"},
+      {"Qwen3ForCausalLM", R"("head_dim": 24, "use_sliding_window": true, "sliding_window": 8,
+          "layer_types": ["sliding_attention", "full_attention"])"},
+      {"Qwen3ForCausalLM", R"("attention_bias": true)"},
   };
   for (const auto& [architecture, extra] : configs) {
     const std::string json = "{\"architectures\": [\"" + architecture + "\"], " + base + ", " + extra + "}";
@@ -56,11 +65,30 @@ TEST(ModelFamilies, ConfigJsonRoundTripsThroughEachFamily) {
     EXPECT_EQ(again.attention_bias, first.attention_bias) << architecture;
     EXPECT_EQ(again.o_proj_bias, first.o_proj_bias) << architecture;
     EXPECT_EQ(again.mlp_bias, first.mlp_bias) << architecture;
+    EXPECT_EQ(again.qk_norm, first.qk_norm) << architecture;
+    EXPECT_EQ(again.head_dim, first.head_dim) << architecture;
+    EXPECT_EQ(again.layer_attention, first.layer_attention) << architecture << " " << extra;
     EXPECT_EQ(again.intermediate_size, 128);
   }
   EXPECT_TRUE(parse_hf_config("{\"architectures\": [\"Qwen2ForCausalLM\"], " + base + "}", "q").attention_bias);
   EXPECT_EQ(parse_hf_config("{\"architectures\": [\"MistralForCausalLM\"], " + base + "}", "m").sliding_window,
             std::nullopt);
+  // Qwen slides only from max_window_layers (default 28) on, as transformers' Qwen2Config says.
+  const auto qwen_layers = [&](const std::string& architecture, const std::string& extra) {
+    return parse_hf_config("{\"architectures\": [\"" + architecture + "\"], " + base + ", " + extra + "}", "q")
+        .layer_attention;
+  };
+  EXPECT_TRUE(qwen_layers("Qwen2ForCausalLM", R"("use_sliding_window": true, "sliding_window": 32)").empty());
+  const std::vector<LayerAttention> second_slides = {{std::nullopt, std::nullopt}, {32, std::nullopt}};
+  EXPECT_EQ(qwen_layers("Qwen3ForCausalLM", R"("use_sliding_window": true, "sliding_window": 32,
+                                               "max_window_layers": 1)"),
+            second_slides);
+  EXPECT_TRUE(qwen_layers("Qwen3ForCausalLM", R"("use_sliding_window": false, "sliding_window": 32,
+                                              "max_window_layers": 0)")
+                  .empty());
+  EXPECT_THROW(qwen_layers("Qwen3ForCausalLM", R"("use_sliding_window": true, "layer_types": ["local", "global"])"),
+               Error);
+  EXPECT_TRUE(parse_hf_config("{\"architectures\": [\"Qwen3ForCausalLM\"], " + base + "}", "q").qk_norm);
 }
 
 // A two-layer model on random weights: position 5's output reads tokens back to 5 - 2 * (w - 1)

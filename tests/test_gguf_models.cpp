@@ -20,7 +20,7 @@ namespace {
 TEST(GgufModels, LogitsEqualTransformersOnTheStoredWeights) {
   const auto dir = test::fixture_dir("gguf_models");
   const auto manifest = nlohmann::json::parse(read_text_file((dir / "manifest.json").string()));
-  ASSERT_GE(manifest.size(), 8u);
+  ASSERT_GE(manifest.size(), 12u);  // llama, qwen2, qwen3 x F32, F16, Q8_0, Q4_0
   for (const auto& entry : manifest) {
     const std::string file = (dir / entry["file"].get<std::string>()).string();
     const LoadedModel loaded = load_model(file);
@@ -48,6 +48,13 @@ TEST(GgufModels, ConfigComesFromMetadata) {
   EXPECT_EQ(qwen.architecture, "Qwen2ForCausalLM");
   EXPECT_TRUE(qwen.tie_word_embeddings);  // no output.weight
   EXPECT_TRUE(qwen.attention_bias);
+  EXPECT_FALSE(qwen.qk_norm);
+  const ModelConfig qwen3 = config_from_gguf(*GgufFile::open((dir / "qwen3-q8_0.gguf").string()));
+  EXPECT_EQ(qwen3.architecture, "Qwen3ForCausalLM");
+  EXPECT_TRUE(qwen3.qk_norm);
+  EXPECT_FALSE(qwen3.attention_bias);
+  EXPECT_EQ(qwen3.head_dim, 24);  // attention.key_length, not hidden / heads
+  EXPECT_FALSE(qwen3.tie_word_embeddings);
 }
 
 TEST(GgufModels, UnpermuteInvertsLlamaCppRowOrder) {

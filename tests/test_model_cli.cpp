@@ -110,7 +110,7 @@ TEST(ModelCli, UnsupportedArchitectureListsTheSupportedOnes) {
   const auto result = test::run_retort({"generate", "--model", temp.path().string(), "--prompt-ids", "1"});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM, "
-                            "MistralForCausalLM, Qwen2ForCausalLM)"),
+                            "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"),
             std::string::npos)
       << result.err;
 }

@@ -106,7 +106,8 @@ TEST_P(ModelParity, LossAndEveryGradientMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transformers, ModelParity,
-                         ::testing::Values("llama_gqa", "llama31_rope", "mistral_window", "qwen2_tied"));
+                         ::testing::Values("llama_gqa", "llama31_rope", "mistral_window", "qwen2_tied",
+                                           "qwen3_window", "qwen3_tied"));
 
 }  // namespace
 }  // namespace retort

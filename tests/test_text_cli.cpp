@@ -50,6 +50,33 @@ TEST(TextCli, ChatPromptUsesTheTemplateAndStopsAtEndOfTurn) {
   EXPECT_LT(json["ids"].size(), 40u);
 }
 
+// --no-think is Qwen3's enable_thinking=false: an empty <think> block ends the prompt. A template
+// without that switch refuses the flag instead of ignoring it.
+TEST(TextCli, NoThinkEndsTheQwen3PromptWithAnEmptyThinkBlock) {
+  const auto reference = smollm2_reference();
+  test::TempDir temp;
+  const std::string chat = (temp.path() / "chat.json").string();
+  write_file_atomic(chat, R"([{"role": "user", "content": "Hi"}])");
+  const std::vector<std::string> tokenize = {"tokenize", "--model", reference["gguf"], "--chat", chat,
+                                             "--add-generation-prompt", "--json", "--template", "qwen3"};
+  auto run = [&](std::vector<std::string> args, std::vector<std::string> extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return test::run_retort(args);
+  };
+  const auto thinking = run(tokenize, {});
+  const auto direct = run(tokenize, {"--no-think"});
+  ASSERT_EQ(thinking.exit_code, 0) << thinking.err;
+  ASSERT_EQ(direct.exit_code, 0) << direct.err;
+  EXPECT_EQ(nlohmann::json::parse(direct.out)["text"].get<std::string>(),
+            nlohmann::json::parse(thinking.out)["text"].get<std::string>() + "<think>\n\n</think>\n\n");
+  const auto generated = test::run_retort({"generate", "--model", reference["gguf"], "--prompt", "Hi", "--template",
+                                           "qwen3", "--no-think", "--max-new-tokens", "1"});
+  EXPECT_EQ(generated.exit_code, 0) << generated.err;
+  const auto refused = test::run_retort({"generate", "--model", reference["gguf"], "--prompt", "Hi", "--no-think"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("chat template 'smollm2' has no thinking switch"), std::string::npos) << refused.err;
+}
+
 TEST(TextCli, TokenizeChatShowsRolesAndTrainedTokens) {
   const auto reference = smollm2_reference();
   test::TempDir temp;

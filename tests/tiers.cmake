@@ -28,7 +28,7 @@ retort_test_tier(unit ""
   Layers.* TrainerSeams.* TrainingMethods.* ProjectionStorage.* ModelFamilies.* CliArgs.* CliExitCodes.* CudaHost.* DistillCacheCodec.* Error.* ExitCodes.* GgufWriter.*
   LoraDropout.* Losses.* ModelConfig.* Precision.* Recipe.* SafetensorsWriter.* Schedules.* Text.* TorchSmoke.*
   ChatTemplate.MarksAssistantOutputAndItsEndOfTurnTrainable ChatTemplate.AttributesSegmentsToMessagesAndFlagsSpecialTokens
-  ChatTemplate.ExposesStopStrings ChatTemplate.RejectsBadInputClearly
+  ChatTemplate.ExposesStopStrings ChatTemplate.RejectsBadInputClearly ChatTemplate.Qwen3TrainsReasoningOnlyWhenAsked
   CpuGemm.ProductsAndAccumulationMatchFloat64InEveryLayout CpuGemm.LinearForwardAndGradientsMatchFloat64
   CpuGemm.LinearAddAccumulatesIntoACopyOfTheBase CpuGemm.ManyDistinctTokenCountsKeepMemoryBounded
   CpuGemm.OtherDtypesKeepATensPath

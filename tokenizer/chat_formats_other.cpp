@@ -12,9 +12,15 @@
 namespace retort::chat::detail {
 namespace {
 
-constexpr std::string_view kImStart = "<|im_start|>";
-constexpr std::string_view kImEnd = "<|im_end|>";
 constexpr std::string_view kQwen25DefaultSystem = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+
+void reject_tools(const std::string& name, const std::vector<Message>& messages, const ChatRenderOptions& options) {
+  if (!options.tools.empty()) reject(name, "this template has no tool format");
+  for (const Message& message : messages)
+    if (!message.tool_calls.empty()) reject_message(message, "tool_calls", "chat template '" + name + "' has no tool-call format");
+}
+
+}  // namespace
 
 void chatml_turn(SegmentBuilder& out, std::string_view role, std::string_view content, int index) {
   const bool trainable = role == "assistant";
@@ -25,13 +31,36 @@ void chatml_turn(SegmentBuilder& out, std::string_view role, std::string_view co
   out.text("\n", index, role);
 }
 
-void reject_tools(const std::string& name, const std::vector<Message>& messages, const ChatRenderOptions& options) {
-  if (!options.tools.empty()) reject(name, "this template has no tool format");
-  for (const Message& message : messages)
-    if (!message.tool_calls.empty()) reject_message(message, "tool_calls", "chat template '" + name + "' has no tool-call format");
+std::string qwen_tools_block(const Json& tools) {
+  std::string block =
+      "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+      "function signatures within <tools></tools> XML tags:\n<tools>";
+  for (const Json& tool : tools) block += "\n" + python_json_dumps(tool);
+  return block +
+         "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+         "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+         "<args-json-object>}\n</tool_call>";
 }
 
-}  // namespace
+std::string qwen_tool_call(const Json& call) {
+  const Json& function = call["function"];
+  return "<tool_call>\n{\"name\": \"" + function["name"].get<std::string>() +
+         "\", \"arguments\": " + python_json_dumps(function["arguments"]) + "}\n</tool_call>";
+}
+
+void qwen_tool_response(SegmentBuilder& out, const std::vector<Message>& messages, size_t i) {
+  const Message& message = messages[i];
+  // Consecutive tool results share one user turn.
+  if (i == 0 || messages[i - 1].role != "tool") {
+    out.special(kImStart, message.index, "tool");
+    out.text("user", message.index, "tool");
+  }
+  out.text("\n<tool_response>\n" + message.content + "\n</tool_response>", message.index, "tool");
+  if (i + 1 == messages.size() || messages[i + 1].role != "tool") {
+    out.special(kImEnd, message.index, "tool");
+    out.text("\n", message.index, "tool");
+  }
+}
 
 RenderedChat render_chatml(ChatFamily family, const std::vector<Message>& messages, const ChatRenderOptions& options) {
   std::string_view default_system = family == ChatFamily::kQwen2     ? "You are a helpful assistant."
@@ -59,15 +88,7 @@ void qwen25_system(SegmentBuilder& out, const std::vector<Message>& messages, co
   out.special(kImStart, index, "system");
   out.text("system\n", index, "system");
   out.text(system, index, "system");
-  std::string block =
-      "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
-      "function signatures within <tools></tools> XML tags:\n<tools>";
-  for (const Json& tool : options.tools) block += "\n" + python_json_dumps(tool);
-  block +=
-      "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
-      "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
-      "<args-json-object>}\n</tool_call>";
-  out.text(block, index, "system");
+  out.text("\n\n" + qwen_tools_block(options.tools), index, "system");
   out.special(kImEnd, index, "system");
   out.text("\n", index, "system");
 }
@@ -78,9 +99,7 @@ void qwen25_tool_calls(SegmentBuilder& out, const Message& message) {
   out.text("assistant", index, "assistant");
   std::string body = message.has_content ? "\n" + message.content : "";
   for (const Json& call : message.tool_calls) {
-    const Json& function = call["function"];
-    body += "\n<tool_call>\n{\"name\": \"" + function["name"].get<std::string>() +
-            "\", \"arguments\": " + python_json_dumps(function["arguments"]) + "}\n</tool_call>";
+    body += "\n" + qwen_tool_call(call);
   }
   // The leading "\n" is what the generation prompt "<|im_start|>assistant\n" supplies.
   out.text(body.substr(0, 1), index, "assistant");
@@ -102,16 +121,7 @@ RenderedChat render_qwen25(const std::vector<Message>& messages, const ChatRende
     } else if (message.role != "tool") {
       chatml_turn(out, message.role, message.content, message.index);
     } else {
-      // Consecutive tool results share one user turn.
-      if (i == 0 || messages[i - 1].role != "tool") {
-        out.special(kImStart, message.index, "tool");
-        out.text("user", message.index, "tool");
-      }
-      out.text("\n<tool_response>\n" + message.content + "\n</tool_response>", message.index, "tool");
-      if (i + 1 == messages.size() || messages[i + 1].role != "tool") {
-        out.special(kImEnd, message.index, "tool");
-        out.text("\n", message.index, "tool");
-      }
+      qwen_tool_response(out, messages, i);
     }
   }
   if (options.add_generation_prompt) {

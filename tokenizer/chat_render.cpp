@@ -197,6 +197,14 @@ std::vector<Message> validate_messages(const Json& messages) {
       if (!raw["tool_call_id"].is_string()) reject_message(message, "tool_call_id", "tool_call_id must be a string");
       message.tool_call_id = raw["tool_call_id"].get<std::string>();
     }
+    // The first of these present is the message's reasoning, as transformers' apply_chat_template
+    // aliases them (chat_template_utils._alias_reasoning_fields).
+    for (const char* field : {"reasoning_content", "thinking", "reasoning"}) {
+      if (!raw.contains(field) || raw[field].is_null()) continue;
+      if (!raw[field].is_string()) reject_message(message, field, std::string(field) + " must be a string");
+      message.reasoning = raw[field].get<std::string>();
+      break;
+    }
     result.push_back(std::move(message));
   }
   return result;

@@ -36,6 +36,7 @@ struct Message {
   bool has_content = false;  // content was a non-empty string (Jinja truthiness)
   Json tool_calls = Json::array();  // [{"type", "id"?, "function": {"name", "arguments"}}]
   std::optional<std::string> tool_call_id;
+  std::optional<std::string> reasoning;  // reasoning_content (or thinking, reasoning) when given
   const Json* raw = nullptr;  // the message as given (for equality tests some templates make)
 };
 
@@ -45,6 +46,18 @@ std::vector<Message> validate_messages(const Json& messages);
 [[noreturn]] void reject_message(const Message& message, const std::string& field, const std::string& why);
 [[noreturn]] void reject(const std::string& template_name, const std::string& why);
 
+// ChatML pieces shared by the ChatML renderers (chat_formats_other.cpp, chat_formats_qwen3.cpp).
+inline constexpr std::string_view kImStart = "<|im_start|>";
+inline constexpr std::string_view kImEnd = "<|im_end|>";
+// <|im_start|>role\ncontent<|im_end|>\n; an assistant's content and end token are trainable.
+void chatml_turn(SegmentBuilder& out, std::string_view role, std::string_view content, int index);
+// Qwen's tool list for the system turn, "# Tools ... </tool_call>" (Qwen2.5 and Qwen3 agree).
+std::string qwen_tools_block(const Json& tools);
+// One call: <tool_call>\n{"name": "...", "arguments": {...}}\n</tool_call>.
+std::string qwen_tool_call(const Json& call);
+// messages[i], a tool result; consecutive results share one user turn of <tool_response> blocks.
+void qwen_tool_response(SegmentBuilder& out, const std::vector<Message>& messages, size_t i);
+
 // Renderers, one per format family.
 RenderedChat render_llama2(const std::vector<Message>& messages, const ChatRenderOptions& options);
 RenderedChat render_llama3(ChatFamily family, const std::vector<Message>& messages,
@@ -52,6 +65,7 @@ RenderedChat render_llama3(ChatFamily family, const std::vector<Message>& messag
 RenderedChat render_chatml(ChatFamily family, const std::vector<Message>& messages,
                            const ChatRenderOptions& options);
 RenderedChat render_qwen25(const std::vector<Message>& messages, const ChatRenderOptions& options);
+RenderedChat render_qwen3(const std::vector<Message>& messages, const ChatRenderOptions& options);
 RenderedChat render_mistral(ChatFamily family, const std::vector<Message>& messages,
                             const ChatRenderOptions& options);
 RenderedChat render_gemma(const std::vector<Message>& messages, const ChatRenderOptions& options);

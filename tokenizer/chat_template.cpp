@@ -31,6 +31,7 @@ const std::vector<FamilyInfo>& families() {
       {ChatFamily::kChatML, "chatml", "", {"<|im_end|>"}},
       {ChatFamily::kQwen2, "qwen2", "", {"<|im_end|>", "<|endoftext|>"}},
       {ChatFamily::kQwen25, "qwen2.5", "", {"<|im_end|>", "<|endoftext|>"}},
+      {ChatFamily::kQwen3, "qwen3", "", {"<|im_end|>", "<|endoftext|>"}},
       {ChatFamily::kSmolLM2, "smollm2", "", {"<|im_end|>", "<|endoftext|>"}},
       {ChatFamily::kMistralV1, "mistral-v1", "<s>", {"</s>"}},
       {ChatFamily::kMistralV3, "mistral-v3", "<s>", {"</s>"}},
@@ -55,6 +56,11 @@ std::optional<ChatFamily> detect_chatml(std::string_view t) {
   // Phi-4 (<|im_sep|>) and SmolVLM (<end_of_utterance>) reuse <|im_start|> but are not ChatML.
   if (contains(t, "<|im_sep|>") || contains(t, "<end_of_utterance>")) return std::nullopt;
   if (contains(t, "You are Qwen, created by Alibaba Cloud") && contains(t, "<tool_call>")) return ChatFamily::kQwen25;
+  // Qwen3 (hybrid thinking, as the 0.6B-32B checkpoints ship it); the 2507 Instruct and
+  // Thinking variants render differently and are not recognised.
+  if (contains(t, "ns.last_query_index") && contains(t, "reasoning_content") &&
+      contains(t, "enable_thinking is defined and enable_thinking is false"))
+    return ChatFamily::kQwen3;
   if (contains(t, "You are a helpful AI assistant named SmolLM")) return ChatFamily::kSmolLM2;
   if (contains(t, "<|im_start|>system\\nYou are a helpful assistant.<|im_end|>") ||
       contains(t, "<|im_start|>system\nYou are a helpful assistant.<|im_end|>"))
@@ -167,6 +173,7 @@ RenderedChat ChatTemplate::render(const Json& messages, const ChatRenderOptions&
     case ChatFamily::kQwen2:
     case ChatFamily::kSmolLM2: return detail::render_chatml(family_, checked, options);
     case ChatFamily::kQwen25: return detail::render_qwen25(checked, options);
+    case ChatFamily::kQwen3: return detail::render_qwen3(checked, options);
     case ChatFamily::kMistralV1:
     case ChatFamily::kMistralV3:
     case ChatFamily::kMistralV3Tekken: return detail::render_mistral(family_, checked, options);

@@ -1,5 +1,5 @@
 // Chat templates as exact built-in renderings (no Jinja engine): Llama 2, Llama 3 / 3.1 / 3.2,
-// ChatML (Qwen2, Qwen2.5 with tools, SmolLM2), Mistral v1 / v3 / v3-tekken, Gemma. References:
+// ChatML (Qwen2, Qwen2.5 with tools, Qwen3 with tools and thinking, SmolLM2), Mistral v1 / v3 / v3-tekken, Gemma. References:
 // the models' own Jinja templates and llama.cpp src/llama-chat.cpp (docs/formats.md §5).
 #pragma once
 
@@ -47,6 +47,11 @@ struct ChatRenderOptions {
   // Llama 3.1 / 3.3: built-in tool names (e.g. "brave_search"); calls to them are rendered
   // as `<|python_tag|>name.call(k="v")` and assistant tool-call turns end in `<|eom_id|>`.
   std::vector<std::string> builtin_tools;
+  // Qwen3: `enable_thinking` as the template sees it (unset: undefined). False ends the
+  // generation prompt with an empty <think></think> block, so the model answers directly.
+  std::optional<bool> enable_thinking;
+  // Qwen3: whether the <think> block of an assistant turn is trained (it is rendered either way).
+  bool train_reasoning = true;
 };
 
 enum class ChatFamily {
@@ -57,6 +62,7 @@ enum class ChatFamily {
   kChatML,    // plain ChatML, no default system prompt
   kQwen2,     // ChatML with "You are a helpful assistant."
   kQwen25,    // ChatML with Qwen2.5's default system prompt and its tool formats
+  kQwen3,     // ChatML with Qwen3's tools, tool calls and <think> reasoning blocks
   kSmolLM2,   // ChatML with SmolLM2's default system prompt
   kMistralV1,
   kMistralV3,

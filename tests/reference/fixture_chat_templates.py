@@ -76,6 +76,30 @@ MULTI_CALL_CHAT = [{"role": "user", "content": "Weather and time in Zürich?"},
                    {"role": "user", "content": "Thanks!"}]
 
 
+# Qwen3 reasoning: as reasoning_content, inside the content, across a multi-step tool call (all
+# after the last real query keep their <think> blocks), and in an earlier turn (dropped).
+THINK_CHAT = [{"role": "user", "content": "What is 17 * 3?"},
+              {"role": "assistant", "reasoning_content": "\n17 * 3 = 51.\n", "content": "\n\n51"},
+              {"role": "user", "content": "And plus 9?"},
+              {"role": "assistant", "content": "<think>\n51 + 9 = 60\n</think>\n\n60"}]
+THINK_TOOL_CHAT = [SYSTEM, {"role": "user", "content": "Weather in Zürich?"},
+                   {"role": "assistant", "reasoning_content": "I should call the tool.", "content": "",
+                    "tool_calls": [CALL]},
+                   {"role": "tool", "tool_call_id": "abc123def", "content": "sunny"},
+                   {"role": "assistant", "content": "<think>It says sunny.</think>Sunny in Zürich."}]
+THINK_EARLIER_CHAT = THINK_CHAT[:2] + [{"role": "user", "content": "Thanks"},
+                                       {"role": "assistant", "content": "You're welcome."}]
+# Reasoning under the other names transformers reads as reasoning_content.
+THINK_ALIASED_CHAT = [THINK_CHAT[0], {"role": "assistant", "reasoning": "17 * 3 = 51.", "content": "51"},
+                      THINK_CHAT[2], {"role": "assistant", "thinking": "51 + 9 = 60", "content": "60"}]
+
+
+def none_content_as_empty(messages):
+    """Qwen3's template fails on content null (`'</think>' in None`); Retort renders null as "",
+    so the oracle renders the chat with "" there (OpenAI-style tool-call turns carry null)."""
+    return [dict(m, content="") if "content" in m and m["content"] is None else m for m in messages]
+
+
 def with_string_arguments(messages):
     """The same chat with tool-call arguments as JSON strings (what OpenAI-style APIs send)."""
     result = copy.deepcopy(messages)
@@ -85,12 +109,15 @@ def with_string_arguments(messages):
     return result
 
 
-def conversations(tool_capable: bool):
+def conversations(tool_capable: bool, thinking: bool = False):
     convs = {"basic": BASIC, "basic_system": [SYSTEM] + BASIC, "unicode": UNICODE,
              "unicode_system": [SYSTEM] + UNICODE, "single_user": BASIC[:1], "system_only_user": [SYSTEM] + BASIC[:1],
              "bad_alternation": [BASIC[0], BASIC[0]]}
     if tool_capable:
         convs.update({"tools": TOOL_CHAT, "tools_system": [SYSTEM] + TOOL_CHAT, "multi_call": MULTI_CALL_CHAT})
+    if thinking:
+        convs.update({"think": THINK_CHAT, "think_tools": THINK_TOOL_CHAT, "think_earlier": THINK_EARLIER_CHAT,
+                      "think_aliased": THINK_ALIASED_CHAT})
     return convs
 
 
@@ -134,6 +161,7 @@ def template_table():
         ("llama3.2", files["meta-llama-Llama-3.2-3B-Instruct.jinja"], "llama3.2", "<|begin_of_text|>", "<|eot_id|>", True, {}),
         ("llama3", cpp_template(cpp, CPP_TEMPLATES["llama3"]), "llama3", "<|begin_of_text|>", "<|eot_id|>", False, {}),
         ("qwen2.5", files["Qwen-Qwen2.5-7B-Instruct.jinja"], "qwen2.5", "", "<|im_end|>", True, {}),
+        ("qwen3", files["Qwen-Qwen3-0.6B.jinja"], "qwen3", "", "<|im_end|>", True, {}),
         ("smollm2", smollm2, "smollm2", "", "<|im_end|>", False, {}),
         ("chatml", cpp_template(cpp, CPP_TEMPLATES["chatml"]), "chatml", "", "<|im_end|>", False, {}),
         ("mistral-nemo", files["mistralai-Mistral-Nemo-Instruct-2407.jinja"], "mistral-v3-tekken", "<s>", "</s>", True, {}),
@@ -155,9 +183,11 @@ def main():
     cases, recognition = [], []
     for template_id, source, family, bos, eos, tool_capable, extra in templates:
         recognition.append({"id": template_id, "source": source, "family": family})
-        for conv_name, messages in conversations(tool_capable).items():
+        for conv_name, messages in conversations(tool_capable, family == "qwen3").items():
             for generation in (False, True):
                 runs = [("", {})]
+                if family == "qwen3" and generation:
+                    runs.append(("+no_thinking", {"enable_thinking": False}))
                 if tool_capable and "tools" in conv_name or conv_name == "multi_call":
                     runs = [("", {"tools": TOOLS})]
                     if family in ("llama3.1", "llama3.2"):
@@ -172,7 +202,8 @@ def main():
                         continue  # llama.cpp's copy of the Llama 3 template always adds the prompt
                     if family == "gemma" and conv_name == "unicode_system":
                         continue  # llama.cpp trims ASCII whitespace only; the Jinja trim is Python's
-                    result = render(source, messages, tools, generation, bos, eos, kwargs)
+                    oracle_input = none_content_as_empty(messages) if family == "qwen3" else messages
+                    result = render(source, oracle_input, tools, generation, bos, eos, kwargs)
                     if family == "gemma" and messages[0]["role"] == "system":
                         # The Gemma 2 template rejects a system message; Retort folds it into the
                         # first user turn as llama.cpp does.
@@ -195,6 +226,8 @@ def main():
         case.update(render(templates[0][1], builtin_chat, None, generation, "<|begin_of_text|>", "<|eot_id|>", kwargs))
         cases.append(case)
     for name in TEMPLATE_FILES[6:]:  # not rendered by Retort: recognition must refuse them
+        if name == "Qwen-Qwen3-0.6B.jinja":
+            continue  # rendered (in the table above)
         recognition.append({"id": name, "source": files[name], "family": None})
     recognition.append({"id": "llama2_vigogne", "source": cpp_template(cpp, CPP_TEMPLATES["llama2_vigogne"]),
                         "family": None})

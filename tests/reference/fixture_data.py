@@ -70,10 +70,59 @@ def trained_ranges(entry, messages, tools):
     return full, merged
 
 
-def conversations(tool_capable):
+def generation(piece):
+    return "{% generation %}" + piece + "{% endgeneration %}"
+
+
+def qwen3_tagged(source, train_reasoning):
+    """Qwen3's template with {% generation %} around what an assistant turn trains: its answer,
+    tool calls and <|im_end|>, and its <think> block when `train_reasoning`. Prefix renderings
+    cannot give Qwen3's masks (a turn renders differently once later turns follow it), so
+    transformers' own assistant-mask machinery reads these tags instead, as TRL's tagged
+    training templates do; the tagged template must render the same text (checked)."""
+    think_answer = (r"{{- '<|im_start|>' + message.role + '\n<think>\n' + reasoning_content.strip('\n') + "
+                    r"'\n</think>\n\n' + content.lstrip('\n') }}")
+    think = r"{{- '<think>\n' + reasoning_content.strip('\n') + '\n</think>\n\n' }}"
+    header = r"{{- '<|im_start|>' + message.role + '\n' }}"
+    plain = r"{{- '<|im_start|>' + message.role + '\n' + content }}"
+    calls_start = "{%- if message.tool_calls %}"
+    turn_end = "{{- '<|im_end|>\\n' }}\n    {%- elif message.role == \"tool\" %}"
+    assert source.count(think_answer) == 1 and source.count(plain) == 2 and source.count(turn_end) == 1, "template changed"
+    tagged = source.replace(think_answer, header + (generation(think) if train_reasoning else think) +
+                            generation(r"{{- content.lstrip('\n') }}"))
+    tagged = tagged.replace(plain, header + generation("{{- content }}"))
+    start, end = tagged.index(calls_start), tagged.index(turn_end)
+    calls = tagged[start:end]
+    return (tagged[:start] + generation(calls + "{{- '<|im_end|>' }}") + "{{- '\\n' }}" +
+            tagged[end + len("{{- '<|im_end|>\\n' }}"):])
+
+
+def qwen3_ranges(entry, messages, tools, train_reasoning=True):
+    from transformers.utils.chat_template_utils import render_jinja_template
+    messages = chats.none_content_as_empty(messages)
+    full = render(entry, messages, tools, False)
+    rendered, indices = render_jinja_template(conversations=[messages], tools=tools, return_assistant_tokens_mask=True,
+                                              chat_template=qwen3_tagged(entry[1], train_reasoning))
+    assert rendered[0] == full, "the tagged Qwen3 template renders differently"
+    merged = []
+    for begin, end in indices[0]:
+        begin, end = len(full[:begin].encode()), len(full[:end].encode())
+        if begin == end:
+            continue
+        if merged and merged[-1][1] == begin:
+            merged[-1][1] = end
+        else:
+            merged.append([begin, end])
+    return full, merged
+
+
+def conversations(tool_capable, thinking=False):
     convs = {"basic": chats.BASIC, "basic_system": [chats.SYSTEM] + chats.BASIC, "unicode": chats.UNICODE}
     if tool_capable:
         convs.update({"tools": chats.TOOL_CHAT, "multi_call": chats.MULTI_CALL_CHAT, "long_tools": LONG_TOOL_CHAT})
+    if thinking:
+        convs.update({"think": chats.THINK_CHAT, "think_tools": chats.THINK_TOOL_CHAT,
+                      "think_earlier": chats.THINK_EARLIER_CHAT, "think_aliased": chats.THINK_ALIASED_CHAT})
     return convs
 
 
@@ -213,6 +262,15 @@ def main():
     masks = []
     for entry in templates:
         template_id, _, family, _, _, tool_capable, _ = entry
+        if family == "qwen3":
+            for name, messages in conversations(True, thinking=True).items():
+                tools = chats.TOOLS if name in ("tools", "multi_call", "long_tools", "think_tools") else None
+                for train_reasoning in (True, False):
+                    text, ranges = qwen3_ranges(entry, messages, tools, train_reasoning)
+                    masks.append({"template": template_id, "family": family, "conversation": name,
+                                  "messages": messages, "tools": tools or [], "text": text, "trained": ranges,
+                                  "options": {"train_reasoning": train_reasoning}})
+            continue
         for name, messages in conversations(tool_capable).items():
             tools = chats.TOOLS if name in ("tools", "multi_call", "long_tools") else None
             if family == "gemma" and messages[0]["role"] == "system":
@@ -261,6 +319,14 @@ def main():
             token_cases.append({"template": template_id, "family": entry[2], "tokenizer": tokenizer_paths[tokenizer_name],
                                 "conversation": name, "messages": messages, "tools": tools or [], "ids": ids,
                                 "labels": labels_for(ids, spans, ranges)})
+    qwen3 = by_id["qwen3"]
+    for name, messages in conversations(True, thinking=True).items():
+        tools = chats.TOOLS if name in ("tools", "multi_call", "long_tools", "think_tools") else None
+        text, ranges = qwen3_ranges(qwen3, messages, tools)
+        ids, spans = hf_encode(hf["smollm2"], text)
+        token_cases.append({"template": "qwen3", "family": "qwen3", "tokenizer": tokenizer_paths["smollm2"],
+                            "conversation": name, "messages": messages, "tools": tools or [], "ids": ids,
+                            "labels": labels_for(ids, spans, ranges)})
     write_json(out / "tokens.json", token_cases)
     write_json(out / "control_tokens.json", control_cases(pairs, by_id, hf, sp, tokenizer_paths, vocab))
 

@@ -1,4 +1,4 @@
-"""Oracle inputs for export/: tiny Llama-3-style and Qwen2-style models made with transformers,
+"""Oracle inputs for export/: tiny Llama-3-style, Qwen2-style and Qwen3-style models made with transformers,
 with real vocabularies (llama.cpp's ggml-vocab-llama-bpe / -qwen2, through transformers' GGUF
 tokenizer conversion, patched to what the original tokenizer.json files hold: Llama 3 adds BOS
 and ignores merges for whole-word hits; Qwen2 normalises to NFC) and their chat templates, plus
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 import fixture_chat_templates as chats
 import retort_cache  # on sys.path through fixture_chat_templates
@@ -111,6 +112,12 @@ def main():
           "ggml-vocab-qwen2.gguf", qwen2_tokenizer, by_id["qwen2.5"],
           {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, seed=12,
           sharpen=0.25)  # tied: the N(0, 1) embedding is the output projection, already sharp
+    # Qwen3: q/k norms, a head_dim apart from hidden/heads, an untied head.
+    build(out, "qwen3", Qwen3ForCausalLM,
+          Qwen3Config(**SMALL, head_dim=24, vocab_size=151936, tie_word_embeddings=False, rope_theta=1000000.0,
+                      eos_token_id=151645, pad_token_id=151643),
+          "ggml-vocab-qwen2.gguf", qwen2_tokenizer, by_id["qwen2.5"],
+          {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, seed=16, sharpen=2.0)
     # Llama 2 / Mistral v0.1 style: a SentencePiece tokenizer.model and no tokenizer.json.
     spm_model = retort_cache.mistral_spm("mistral-v1")
     build(out, "llama2", LlamaForCausalLM,

@@ -1,5 +1,5 @@
 """Oracle for loading models from GGUF: tiny HF models (Llama with GQA and Llama 3.1 rope
-scaling; Qwen2 with biases and tied embeddings) written to GGUF by gguf-py the way llama.cpp's
+scaling; Qwen2 with biases and tied embeddings; Qwen3 with q/k norms and its own head_dim) written to GGUF by gguf-py the way llama.cpp's
 converter lays them out (F32, F16, Q8_0, Q4_0), with the logits transformers computes
 from the very weights the GGUF holds (dequantized by gguf-py)."""
 import math
@@ -11,7 +11,7 @@ import torch
 import gguf
 from gguf import GGMLQuantizationType as Q
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 from oracle_util import randomize_, write_json
 
@@ -20,7 +20,8 @@ COMMON = dict(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_l
 GGUF_NAMES = {"input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
               "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
               "post_attention_layernorm.weight": "ffn_norm.weight", "mlp.gate_proj": "ffn_gate",
-              "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+              "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down", "self_attn.q_norm": "attn_q_norm",
+              "self_attn.k_norm": "attn_k_norm"}
 
 
 def gguf_name(hf):
@@ -71,7 +72,10 @@ def write_gguf(path, arch, model, qtype):
     writer.add_head_count_kv(config.num_key_value_heads)
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
-    writer.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
     writer.add_vocab_size(config.vocab_size)
     writer.add_bos_token_id(config.bos_token_id)
     writer.add_eos_token_id(config.eos_token_id)
@@ -117,6 +121,7 @@ def main():
             "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
             "original_max_position_embeddings": 64})),
         "qwen2": ("qwen2", Qwen2ForCausalLM, Qwen2Config(**COMMON, tie_word_embeddings=True)),
+        "qwen3": ("qwen3", Qwen3ForCausalLM, Qwen3Config(**COMMON, head_dim=24)),
     }
     ids = torch.randint(3, 90, (1, 48), generator=torch.Generator().manual_seed(5))
     manifest = []

@@ -1,4 +1,4 @@
-"""Oracle for the model core: tiny Llama / Llama-3.1-rope / Mistral / Qwen2 models made with
+"""Oracle for the model core: tiny Llama / Llama-3.1-rope / Mistral / Qwen2 / Qwen3 models made with
 transformers, saved as HF checkpoints, with the logits, greedy generations, loss and
 gradients transformers computes for them (float32, CPU, fixed seeds)."""
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
-                          Qwen2Config, Qwen2ForCausalLM)
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 from oracle_util import randomize_, write_json
 
@@ -29,6 +29,11 @@ def make_models():
         "mistral_window": (MistralForCausalLM, MistralConfig(**COMMON, sliding_window=8, head_dim=16)),
         "qwen2_tied": (Qwen2ForCausalLM, Qwen2Config(**dict(COMMON, num_key_value_heads=1),
                                                      tie_word_embeddings=True)),
+        # Qwen3: q/k norms, head_dim apart from hidden/heads, sliding layers from max_window_layers.
+        "qwen3_window": (Qwen3ForCausalLM, Qwen3Config(**COMMON, head_dim=24, use_sliding_window=True,
+                                                       sliding_window=8, max_window_layers=1)),
+        "qwen3_tied": (Qwen3ForCausalLM, Qwen3Config(**dict(COMMON, num_key_value_heads=1), head_dim=16,
+                                                     tie_word_embeddings=True, rope_theta=1000000.0)),
     }
 
 
