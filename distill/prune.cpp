@@ -126,6 +126,11 @@ std::shared_ptr<CausalLM> prune_model(CausalLM& source, const PruneOptions& opti
     for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) keep.push_back(layer);
   }
   config.num_hidden_layers = static_cast<int64_t>(keep.size());
+  if (!config.layer_attention.empty()) {  // kept layers keep their own window and RoPE base
+    std::vector<LayerAttention> kept;
+    for (const int64_t layer : keep) kept.push_back(config.layer_attention.at(static_cast<size_t>(layer)));
+    config.layer_attention = std::move(kept);
+  }
   const bool narrow = options.mlp_width > 0 && options.mlp_width != config.intermediate_size;
   if (narrow) {
     if (options.mlp_width > config.intermediate_size) {

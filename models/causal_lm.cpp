@@ -19,6 +19,12 @@ std::optional<int64_t> CausalLM::gguf_permuted_heads(const std::string& hf_name)
   return family().gguf_permuted_heads(config(), hf_name);
 }
 
-const std::string& CausalLM::gguf_architecture() const { return family().gguf_architecture; }
+const std::string& CausalLM::gguf_architecture() const {
+  if (family().gguf_architecture.empty()) {
+    throw bad_input("Retort has no GGUF form for " + config().architecture + " models yet; export hf or peft")
+        .key("export.formats");
+  }
+  return family().gguf_architecture;
+}
 
 }  // namespace retort

@@ -18,7 +18,7 @@ using Json = nlohmann::json;
 
 void parse_rope(const HfConfigReader& reader, ModelConfig& config) {
   const Json& json = reader.json;
-  config.rope.theta = reader.number(json, "rope_theta", 10000.0);
+  config.rope.theta = reader.number(json, "rope_theta", config.rope.theta);  // a family may set its default
   const Json* scaling = nullptr;
   const char* scaling_key = "rope_scaling";
   if (json.contains("rope_parameters") && json["rope_parameters"].is_object()) {

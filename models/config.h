@@ -53,6 +53,8 @@ struct ModelConfig {
   bool o_proj_bias = false;     // Llama's attention_bias also covers o_proj
   bool mlp_bias = false;
   bool qk_norm = false;  // RMSNorm over each head's queries and keys before RoPE (Qwen3)
+  // Attention scores scale by query_pre_attn_scalar^-1/2 instead of head_dim^-1/2 (Gemma 3).
+  std::optional<double> query_pre_attn_scalar;
   std::optional<int64_t> sliding_window;  // applied only when set (Mistral; Qwen2 with use_sliding_window)
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config.json and generation_config.json, deduplicated

@@ -231,4 +231,54 @@ KVCache make_kv_cache(const ModelConfig& config, int64_t batch, int64_t capacity
   return cache;
 }
 
+DecoderModel::DecoderModel(const ModelConfig& config) : config_(config) {
+  inv_freqs_ = rope_frequency_tables(config);  // kept float32 whatever the model dtype
+}
+
+at::Tensor DecoderModel::run_layers(const at::Tensor& input_ids, const ForwardOptions& options,
+                                    const at::Device& embedding_device,
+                                    const std::function<at::Tensor(const at::Tensor&)>& embed) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T]");
+  const int64_t batch = input_ids.size(0), steps = input_ids.size(1);
+  const int64_t past = options.cache ? options.cache->length : 0;
+  if (options.cache && past + steps > options.cache->capacity) {
+    throw bad_input("sequence of " + std::to_string(past + steps) + " tokens exceeds the KV cache capacity " +
+                    std::to_string(options.cache->capacity));
+  }
+  if (options.segment_ids.defined() && (past > 0 || options.segment_ids.sizes() != input_ids.sizes())) {
+    throw internal_error("segment_ids must be [B, T] like input_ids and cannot be used with a KV cache");
+  }
+  if (!layer_devices_.empty() && (options.cache || layer_devices_.size() != stack_.size())) {
+    throw internal_error("layer devices need one device per layer and no KV cache");
+  }
+  const at::Device device = embedding_device;
+  at::Tensor positions = options.position_ids.defined() ? options.position_ids.to(device) : at::Tensor();
+  if (!positions.defined()) {
+    positions = at::arange(past, past + steps, at::TensorOptions().dtype(at::kLong).device(device))
+                    .unsqueeze(0)
+                    .expand({batch, steps});
+  }
+  at::Tensor h = embed(input_ids.to(device));  // [B, T, H]
+  ForwardOptions local = options;
+  if (local.attention_mask.defined()) local.attention_mask = local.attention_mask.to(device);
+  if (local.segment_ids.defined()) local.segment_ids = local.segment_ids.to(device);
+  AttentionInputs inputs(config_, inv_freqs_, positions, h.scalar_type(), batch, steps, past, local, device);
+  const bool checkpoint = activation_checkpointing_ && at::GradMode::is_enabled() && !options.cache;
+  if (checkpoint && !checkpoint_anchor_.defined()) checkpoint_anchor_ = at::zeros({1}).requires_grad_(true);
+  if (options.layer_states) options.layer_states->push_back(h);
+  for (size_t i = 0; i < stack_.size(); ++i) {
+    if (!layer_devices_.empty() && layer_devices_[i] != h.device()) {  // a pipeline boundary
+      h = h.to(layer_devices_[i]);
+      inputs.move_to(layer_devices_[i]);
+    }
+    const LayerInputs& in = inputs.of_layer(i);
+    const auto index = static_cast<int64_t>(i);
+    h = checkpoint ? checkpointed_layer(*stack_[i], h, checkpoint_anchor_, in, index)
+                   : stack_[i]->forward(h, in, options.cache, index);
+    if (options.layer_states) options.layer_states->push_back(h);
+  }
+  if (options.cache) options.cache->length += steps;
+  return h;
+}
+
 }  // namespace retort

@@ -7,6 +7,7 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -77,5 +78,30 @@ at::Tensor checkpointed_layer(DecoderLayer& layer, const at::Tensor& x, const at
 
 // Empty keys and values [B, kv_heads, capacity, hd] for every layer.
 KVCache make_kv_cache(const ModelConfig& config, int64_t batch, int64_t capacity, const at::TensorOptions& options);
+
+// The forward pass every decoder-only family shares, around its own embedding, layers and final
+// norm: positions (given, or after the cache), the attention inputs of each distinct layer
+// attention, activation checkpointing, pipeline devices, and the cache length.
+class DecoderModel : public CausalLM {
+ public:
+  explicit DecoderModel(const ModelConfig& config);
+  const ModelConfig& config() const override { return config_; }
+
+ protected:
+  // input_ids [B, T] -> the residual stream after the last layer [B, T, H] (before the final
+  // norm). `embed` maps ids (on the embedding's device) to [B, T, H].
+  at::Tensor run_layers(const at::Tensor& input_ids, const ForwardOptions& options, const at::Device& embedding_device,
+                        const std::function<at::Tensor(const at::Tensor&)>& embed);
+  // Registers layer i of the stack (in order), already a submodule of the derived model.
+  void add_decoder_layer(DecoderLayer* layer) { stack_.push_back(layer); }
+
+  ModelConfig config_;
+
+ private:
+  std::vector<DecoderLayer*> stack_;
+  // inv_freq [hd/2] per RoPE base, float32; not buffers, so model->to(dtype) leaves them float32.
+  std::vector<std::pair<double, at::Tensor>> inv_freqs_;
+  at::Tensor checkpoint_anchor_;  // see checkpointed_layer
+};
 
 }  // namespace retort

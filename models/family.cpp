@@ -5,6 +5,7 @@
 
 #include "io/error.h"
 #include "io/text.h"
+#include "models/family_gemma3.h"
 #include "models/family_llama.h"
 #include "models/family_mistral.h"
 #include "models/family_qwen2.h"
@@ -20,6 +21,7 @@ const std::vector<ModelFamily>& model_families() {
       mistral_family(),
       qwen2_family(),
       qwen3_family(),
+      gemma3_family(),
   };
   return families;
 }
@@ -48,6 +50,7 @@ const ModelFamily& family_for_architecture(const std::string& hf_architecture, c
 const ModelFamily& family_for_gguf(const std::string& gguf_architecture, const std::string& source) {
   std::vector<std::string> names;
   for (const ModelFamily& family : model_families()) {
+    if (family.gguf_architecture.empty()) continue;  // no GGUF form yet
     if (family.gguf_architecture == gguf_architecture) return family;  // the first registered for it
     if (std::find(names.begin(), names.end(), family.gguf_architecture) == names.end()) {
       names.push_back(family.gguf_architecture);
@@ -90,7 +93,10 @@ std::string family_chat_template_of(const std::string& model_path) {
     } else if (fs::is_regular_file(model_path)) {
       const auto file = GgufFile::open(model_path);
       for (const ModelFamily& candidate : model_families()) {
-        if (!family && candidate.gguf_architecture == file->get_string("general.architecture")) family = &candidate;
+        if (!family && !candidate.gguf_architecture.empty() &&
+            candidate.gguf_architecture == file->get_string("general.architecture")) {
+          family = &candidate;
+        }
       }
     }
   } catch (const Error&) {

@@ -87,57 +87,20 @@ LlamaBody::LlamaBody(const ModelConfig& config) {
   norm = register_module("norm", std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps));
 }
 
-LlamaForCausalLM::LlamaForCausalLM(const ModelConfig& config) : config_(config) {
+LlamaForCausalLM::LlamaForCausalLM(const ModelConfig& config) : DecoderModel(config) {
   model = register_module("model", std::make_shared<LlamaBody>(config));
+  for (const auto& layer : model->layer_list) add_decoder_layer(layer.get());
   if (!config.tie_word_embeddings) {
     lm_head = register_module("lm_head", std::make_shared<Projection>(config.hidden_size, config.vocab_size, false));
   } else {
     tied_head_ = Projection::over(dense_storage(model->embed_tokens_weight), config.hidden_size, config.vocab_size);
   }
-  inv_freqs_ = rope_frequency_tables(config);  // kept float32 whatever the model dtype
 }
 
 at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) {
-  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T]");
-  const int64_t batch = input_ids.size(0), steps = input_ids.size(1);
-  const int64_t past = options.cache ? options.cache->length : 0;
-  if (options.cache && past + steps > options.cache->capacity) {
-    throw bad_input("sequence of " + std::to_string(past + steps) + " tokens exceeds the KV cache capacity " +
-                    std::to_string(options.cache->capacity));
-  }
-  if (options.segment_ids.defined() && (past > 0 || options.segment_ids.sizes() != input_ids.sizes())) {
-    throw internal_error("segment_ids must be [B, T] like input_ids and cannot be used with a KV cache");
-  }
-  if (!layer_devices_.empty() && (options.cache || layer_devices_.size() != model->layer_list.size())) {
-    throw internal_error("layer devices need one device per layer and no KV cache");
-  }
-  const at::Device device = model->embed_tokens_weight.device();
-  at::Tensor positions = options.position_ids.defined() ? options.position_ids.to(device) : at::Tensor();
-  if (!positions.defined()) {
-    positions = at::arange(past, past + steps, at::TensorOptions().dtype(at::kLong).device(device))
-                    .unsqueeze(0)
-                    .expand({batch, steps});
-  }
-  at::Tensor h = at::embedding(model->embed_tokens_weight, input_ids.to(device));  // [B, T, H]
-  ForwardOptions local = options;
-  if (local.attention_mask.defined()) local.attention_mask = local.attention_mask.to(device);
-  if (local.segment_ids.defined()) local.segment_ids = local.segment_ids.to(device);
-  AttentionInputs inputs(config_, inv_freqs_, positions, h.scalar_type(), batch, steps, past, local, device);
-  const bool checkpoint = activation_checkpointing_ && at::GradMode::is_enabled() && !options.cache;
-  if (checkpoint && !checkpoint_anchor_.defined()) checkpoint_anchor_ = at::zeros({1}).requires_grad_(true);
-  if (options.layer_states) options.layer_states->push_back(h);
-  for (size_t i = 0; i < model->layer_list.size(); ++i) {
-    auto& layer = model->layer_list[i];
-    if (!layer_devices_.empty() && layer_devices_[i] != h.device()) {  // a pipeline boundary
-      h = h.to(layer_devices_[i]);
-      inputs.move_to(layer_devices_[i]);
-    }
-    const LayerInputs& in = inputs.of_layer(i);
-    h = checkpoint ? checkpointed_layer(*layer, h, checkpoint_anchor_, in, static_cast<int64_t>(i))
-                   : layer->forward(h, in, options.cache, static_cast<int64_t>(i));
-    if (options.layer_states) options.layer_states->push_back(h);
-  }
-  if (options.cache) options.cache->length += steps;
+  const at::Tensor& embedding = model->embed_tokens_weight;
+  const at::Tensor h = run_layers(input_ids, options, embedding.device(),
+                                  [&](const at::Tensor& ids) { return at::embedding(embedding, ids); });
   return model->norm->forward(h);
 }
 

@@ -51,11 +51,10 @@ class LlamaBody : public torch::nn::Module {  // HF "model."
   std::vector<std::shared_ptr<LlamaDecoderLayer>> layer_list;
 };
 
-class LlamaForCausalLM : public CausalLM {
+class LlamaForCausalLM : public DecoderModel {
  public:
   explicit LlamaForCausalLM(const ModelConfig& config);
 
-  const ModelConfig& config() const override { return config_; }
   at::Tensor forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) override;
   at::Tensor logits(const at::Tensor& hidden) override;
   const Projection& output_head() const override { return lm_head ? *lm_head : *tied_head_; }
@@ -65,11 +64,7 @@ class LlamaForCausalLM : public CausalLM {
   std::shared_ptr<Projection> lm_head;  // null when tied
 
  private:
-  ModelConfig config_;
   std::shared_ptr<Projection> tied_head_;  // over embed_tokens.weight when tied (not registered)
-  // inv_freq [hd/2] per RoPE base, float32; not buffers, so model->to(dtype) leaves them float32.
-  std::vector<std::pair<double, at::Tensor>> inv_freqs_;
-  at::Tensor checkpoint_anchor_;  // see CheckpointedLayer
 };
 
 }  // namespace retort

@@ -77,42 +77,46 @@ struct KdWorld {
   fs::path recipe;
 };
 
-// Made once per process and removed at exit (a static, so its TempDir's destructor runs).
-const KdWorld& kd_world() {
-  static const std::unique_ptr<KdWorld> world = [] {
-    auto w = std::make_unique<KdWorld>();
-    w->base = (test::fixture_dir("export") / "llama3").string();
-    {
-      std::ofstream data(w->dir.path() / "chats.jsonl");
-      const char* colours[] = {"red", "white", "blue"};
-      for (int i = 0; i < 24; ++i) {
-        data << nlohmann::json{{"messages",
-                                {{{"role", "user"}, {"content", "Tell me about lighthouse " + std::to_string(i)}},
-                                 {{"role", "assistant"},
-                                  {"content", "It stands on rock number " + std::to_string(i) + ", painted " +
-                                                  colours[i % 3] + "."}}}}}
-                    .dump()
-             << "\n";
-      }
+// A tiny teacher trained from the export fixture `family` ("llama3", "qwen3") and a LoRA student
+// recipe over the same base. Made once per process and family, removed at exit (statics, so their
+// TempDirs' destructors run).
+std::unique_ptr<KdWorld> make_kd_world(const std::string& family) {
+  auto w = std::make_unique<KdWorld>();
+  w->base = (test::fixture_dir("export") / family).string();
+  {
+    std::ofstream data(w->dir.path() / "chats.jsonl");
+    const char* colours[] = {"red", "white", "blue"};
+    for (int i = 0; i < 24; ++i) {
+      data << nlohmann::json{{"messages",
+                              {{{"role", "user"}, {"content", "Tell me about lighthouse " + std::to_string(i)}},
+                               {{"role", "assistant"},
+                                {"content", "It stands on rock number " + std::to_string(i) + ", painted " +
+                                                colours[i % 3] + "."}}}}}
+                  .dump()
+           << "\n";
     }
-    const std::string common = "model:\n  path: " + w->base + "\ndata:\n  train: " +
-                               (w->dir.path() / "chats.jsonl").string() +
-                               "\n  max_seq_len: 96\n  validation_fraction: 0.25\n"
-                               "scheduler:\n  name: constant\nlogging:\n  tensorboard: false\n";
-    write_file_atomic((w->dir.path() / "teacher.yaml").string(),
-                      common + "lora:\n  enabled: false\noptimizer:\n  lr: 1.0e-2\ntraining:\n  max_steps: 30\n"
-                               "  micro_batch_size: 6\n  seed: 1\nexport:\n  formats: [hf]\n");
-    const auto trained = test::run_retort({"run", (w->dir.path() / "teacher.yaml").string(),
-                                           "checkpoint.output_dir=" + (w->dir.path() / "teacher_run").string()});
-    if (trained.exit_code != 0) throw std::runtime_error("training the teacher failed: " + trained.err);
-    w->teacher = w->dir.path() / "teacher_run" / "export" / "hf";
-    w->recipe = w->dir.path() / "student.yaml";
-    write_file_atomic(w->recipe.string(),
-                      common + "lora:\n  rank: 4\n  alpha: 8\noptimizer:\n  lr: 1.0e-2\ntraining:\n  max_steps: 6\n"
-                               "  micro_batch_size: 4\n  seed: 1\n  eval_every_steps: 3\ndistill:\n  teacher: " +
-                               w->teacher.string() + "\n  alpha: 1.0\n");
-    return w;
-  }();
+  }
+  const std::string common = "model:\n  path: " + w->base + "\ndata:\n  train: " +
+                             (w->dir.path() / "chats.jsonl").string() +
+                             "\n  max_seq_len: 96\n  validation_fraction: 0.25\n"
+                             "scheduler:\n  name: constant\nlogging:\n  tensorboard: false\n";
+  write_file_atomic((w->dir.path() / "teacher.yaml").string(),
+                    common + "lora:\n  enabled: false\noptimizer:\n  lr: 1.0e-2\ntraining:\n  max_steps: 30\n"
+                             "  micro_batch_size: 6\n  seed: 1\nexport:\n  formats: [hf]\n");
+  const auto trained = test::run_retort({"run", (w->dir.path() / "teacher.yaml").string(),
+                                         "checkpoint.output_dir=" + (w->dir.path() / "teacher_run").string()});
+  if (trained.exit_code != 0) throw std::runtime_error("training the teacher failed: " + trained.err);
+  w->teacher = w->dir.path() / "teacher_run" / "export" / "hf";
+  w->recipe = w->dir.path() / "student.yaml";
+  write_file_atomic(w->recipe.string(),
+                    common + "lora:\n  rank: 4\n  alpha: 8\noptimizer:\n  lr: 1.0e-2\ntraining:\n  max_steps: 6\n"
+                             "  micro_batch_size: 4\n  seed: 1\n  eval_every_steps: 3\ndistill:\n  teacher: " +
+                             w->teacher.string() + "\n  alpha: 1.0\n");
+  return w;
+}
+
+const KdWorld& kd_world() {
+  static const std::unique_ptr<KdWorld> world = make_kd_world("llama3");
   return *world;
 }
 
@@ -311,8 +315,9 @@ std::pair<double, double> held_out_kl_and_ce(const KdWorld& w, const fs::path& a
 // the teacher's distributions (alpha 1, T 1), 24 steps, then measured on the 6 held-out chats: the
 // distilled student is closer to the teacher (KL at most 95% of the SFT student's; measured 1.89
 // vs 2.13) and predicts the held-out answers at least as well (cross-entropy 2.60 vs 2.68).
-TEST(DistillKd, DistilledStudentIsCloserToTheTeacherThanTheSftStudent) {
-  const KdWorld& w = kd_world();
+// KD (alpha 1: the teacher's distribution only) must end closer to the teacher than SFT on held-out
+// chats; `ce_no_worse` also holds it to SFT's own objective, cross-entropy on the labels.
+void expect_kd_beats_sft(const KdWorld& w, bool ce_no_worse = true) {
   const fs::path dir = w.dir.path() / "kd_vs_sft";
   const std::vector<std::string> common = {"training.max_steps=24", "training.eval_every_steps=0"};
   auto run = [&](const std::string& name, std::vector<std::string> overrides) {
@@ -327,7 +332,23 @@ TEST(DistillKd, DistilledStudentIsCloserToTheTeacherThanTheSftStudent) {
   const auto [kd_kl, kd_ce] = held_out_kl_and_ce(w, run("kd", {"distill.alpha=1.0"}));
   std::cout << "held out: SFT KL " << sft_kl << " CE " << sft_ce << "; KD KL " << kd_kl << " CE " << kd_ce << "\n";
   EXPECT_LT(kd_kl, 0.95 * sft_kl);
-  EXPECT_LE(kd_ce, sft_ce);
+  if (ce_no_worse) EXPECT_LE(kd_ce, sft_ce);
+}
+
+TEST(DistillKd, DistilledStudentIsCloserToTheTeacherThanTheSftStudent) { expect_kd_beats_sft(kd_world()); }
+
+// The same with a Qwen3 teacher and student (q/k norms, head_dim apart from hidden/heads), and with
+// Gemma 3 ones (local and global layers, sandwich norms).
+TEST(DistillKd, Qwen3StudentFromAQwen3TeacherBeatsSft) {
+  static const std::unique_ptr<KdWorld> qwen3 = make_kd_world("qwen3");
+  expect_kd_beats_sft(*qwen3);
+}
+
+// Here KD's held-out CE is within 1% of SFT's but not below it (measured KL 1.27 vs 1.76, CE 2.254
+// vs 2.238): pure KD does not optimise the labels, so only the KL claim is held.
+TEST(DistillKd, Gemma3StudentFromAGemma3TeacherBeatsSft) {
+  static const std::unique_ptr<KdWorld> gemma3 = make_kd_world("gemma3");
+  expect_kd_beats_sft(*gemma3, /*ce_no_worse=*/false);
 }
 
 // The int8 teacher: per-channel weight-only int8 on the decoder projections halves their bfloat16

@@ -204,7 +204,8 @@ TEST(ExportGguf, LoraAdapterAppliesInLlamaCpp) {
 }
 
 // HF exports load in transformers with our logits (float32), greedy ids, tokenizer ids and chat
-// template rendering: a merged LoRA (Llama 3 files copied), a tied Qwen2, and SmolLM2 from GGUF
+// template rendering: a merged LoRA (Llama 3 files copied), a tied Qwen2, Qwen3, Gemma 3 (its
+// config.json written back in the legacy rope keys with layer_types), and SmolLM2 from GGUF
 // (tokenizer.json and tokenizer_config.json written from the GGUF vocabulary).
 TEST(ExportHf, TransformersLoadsTheMergedModel) {
   test::TempDir dir;
@@ -221,7 +222,8 @@ TEST(ExportHf, TransformersLoadsTheMergedModel) {
   expect_export({"--model", export_fixture("llama3").string(), "--format", "gguf", "--quant", "f32", "--out", llama3_gguf});
   for (const Case& c : {Case{"llama3-lora", export_fixture("llama3").string(), export_fixture("llama3-lora").string()},
                         Case{"qwen2", export_fixture("qwen2").string(), ""},
-                        Case{"qwen3", export_fixture("qwen3").string(), ""}, Case{"smollm2", smollm2_path(), ""},
+                        Case{"qwen3", export_fixture("qwen3").string(), ""},
+                        Case{"gemma3", export_fixture("gemma3").string(), ""}, Case{"smollm2", smollm2_path(), ""},
                         Case{"llama2-from-gguf", spm_gguf, ""}, Case{"llama3-from-gguf", llama3_gguf, ""}}) {
     const fs::path out = dir.path() / c.name;
     std::vector<std::string> args = {"--model", c.model, "--format", "hf", "--out", out.string(), "--max-shard-size", "20"};

@@ -16,8 +16,8 @@ namespace {
 
 TEST(ModelFamilies, EveryArchitectureHasOneFamilyWithItsTables) {
   EXPECT_EQ(supported_architectures(),
-            (std::vector<std::string>{"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
-                                      "Qwen3ForCausalLM"}));
+            (std::vector<std::string>{"Gemma3ForCausalLM", "LlamaForCausalLM", "MistralForCausalLM",
+                                      "Qwen2ForCausalLM", "Qwen3ForCausalLM"}));
   const ModelFamily& llama = family_for_architecture("LlamaForCausalLM", "test");
   const ModelFamily& qwen2 = family_for_gguf("qwen2", "test.gguf");
   EXPECT_EQ(qwen2.hf_architectures.front(), "Qwen2ForCausalLM");
@@ -89,6 +89,42 @@ TEST(ModelFamilies, ConfigJsonRoundTripsThroughEachFamily) {
   EXPECT_THROW(qwen_layers("Qwen3ForCausalLM", R"("use_sliding_window": true, "layer_types": ["local", "global"])"),
                Error);
   EXPECT_TRUE(parse_hf_config("{\"architectures\": [\"Qwen3ForCausalLM\"], " + base + "}", "q").qk_norm);
+}
+
+// Gemma 3's local and global layers from both config.json forms (transformers v5's per-layer-type
+// rope_parameters and the legacy rope_theta / rope_local_base_freq / sliding_window_pattern), and
+// back; what Retort does not run yet is refused by key.
+TEST(ModelFamilies, Gemma3LayersAndRopeBasesFromEitherConfigForm) {
+  const std::string base = R"("architectures": ["Gemma3ForCausalLM"], "hidden_size": 64, "num_hidden_layers": 6,
+      "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 8)";
+  const ModelConfig v5 = parse_hf_config("{" + base + R"(, "rope_parameters": {
+      "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+      "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}})",
+                                         "v5.json");
+  const ModelConfig legacy = parse_hf_config("{" + base + R"(, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0})",
+                                             "legacy.json");
+  const LayerAttention local{8, 10000.0}, global{std::nullopt, 1000000.0};
+  const std::vector<LayerAttention> expected = {local, local, local, local, local, global};  // pattern 6
+  EXPECT_EQ(v5.layer_attention, expected);
+  EXPECT_EQ(legacy.layer_attention, expected);
+  EXPECT_TRUE(v5.tie_word_embeddings);
+  EXPECT_EQ(v5.query_pre_attn_scalar, 256.0);
+  EXPECT_EQ(v5.rope.theta, 1000000.0);
+  const ModelConfig again = parse_hf_config(hf_config_json(v5, "float32"), "again.json");
+  EXPECT_EQ(again.layer_attention, expected);
+  EXPECT_EQ(again.query_pre_attn_scalar, v5.query_pre_attn_scalar);
+  EXPECT_EQ(again.tie_word_embeddings, true);
+  for (const std::string bad : {R"("final_logit_softcapping": 30.0)", R"("rope_scaling": {"rope_type": "linear", "factor": 8.0})",
+                                R"("hidden_activation": "silu")", R"("use_bidirectional_attention": true)"}) {
+    EXPECT_THROW(parse_hf_config("{" + base + ", " + bad + "}", "bad.json"), Error) << bad;
+  }
+  // No GGUF form yet: a GGUF export names the format to use instead.
+  try {
+    create_model(v5, "test")->gguf_architecture();
+    FAIL() << "Gemma 3 has a GGUF architecture";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("no GGUF form for Gemma3ForCausalLM"), std::string::npos) << error.what();
+  }
 }
 
 // A two-layer model on random weights: position 5's output reads tokens back to 5 - 2 * (w - 1)

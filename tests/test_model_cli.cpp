@@ -109,8 +109,8 @@ TEST(ModelCli, UnsupportedArchitectureListsTheSupportedOnes) {
                     R"({"architectures": ["GPT2LMHeadModel"], "hidden_size": 8, "num_attention_heads": 2})");
   const auto result = test::run_retort({"generate", "--model", temp.path().string(), "--prompt-ids", "1"});
   EXPECT_EQ(result.exit_code, 2);
-  EXPECT_NE(result.err.find("architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM, "
-                            "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"),
+  EXPECT_NE(result.err.find("architecture 'GPT2LMHeadModel' is not supported (supported: Gemma3ForCausalLM, "
+                            "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"),
             std::string::npos)
       << result.err;
 }

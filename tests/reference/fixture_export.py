@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import (AutoTokenizer, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 import fixture_chat_templates as chats
 import retort_cache  # on sys.path through fixture_chat_templates
@@ -118,6 +118,14 @@ def main():
                       eos_token_id=151645, pad_token_id=151643),
           "ggml-vocab-qwen2.gguf", qwen2_tokenizer, by_id["qwen2.5"],
           {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, seed=16, sharpen=2.0)
+    # Gemma 3 (local then global layer, tied) on the same vocabulary and template: the exports and
+    # the distillation tests need a tokenizer, not Gemma's own.
+    build(out, "gemma3", Gemma3ForCausalLM,
+          Gemma3TextConfig(**SMALL, head_dim=16, query_pre_attn_scalar=24, vocab_size=151936, sliding_window=4,
+                           layer_types=["sliding_attention", "full_attention"], bos_token_id=None,
+                           eos_token_id=151645, pad_token_id=151643),
+          "ggml-vocab-qwen2.gguf", qwen2_tokenizer, by_id["qwen2.5"],
+          {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, seed=17, sharpen=0.25)
     # Llama 2 / Mistral v0.1 style: a SentencePiece tokenizer.model and no tokenizer.json.
     spm_model = retort_cache.mistral_spm("mistral-v1")
     build(out, "llama2", LlamaForCausalLM,

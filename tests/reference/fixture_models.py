@@ -1,4 +1,4 @@
-"""Oracle for the model core: tiny Llama / Llama-3.1-rope / Mistral / Qwen2 / Qwen3 models made with
+"""Oracle for the model core: tiny Llama / Llama-3.1-rope / Mistral / Qwen2 / Qwen3 / Gemma 3 models made with
 transformers, saved as HF checkpoints, with the logits, greedy generations, loss and
 gradients transformers computes for them (float32, CPU, fixed seeds)."""
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
                           Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 from oracle_util import randomize_, write_json
@@ -34,6 +34,12 @@ def make_models():
                                                        sliding_window=8, max_window_layers=1)),
         "qwen3_tied": (Qwen3ForCausalLM, Qwen3Config(**dict(COMMON, num_key_value_heads=1), head_dim=16,
                                                      tie_word_embeddings=True, rope_theta=1000000.0)),
+        # Gemma 3: a local (window 8, base 1e4) then a global (base 1e6) layer, sandwich norms,
+        # (1 + w) norms, sqrt(hidden) embedding scale, query_pre_attn_scalar apart from head_dim.
+        "gemma3_local_global": (Gemma3ForCausalLM, Gemma3TextConfig(
+            **COMMON, head_dim=16, query_pre_attn_scalar=24, sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"], rope_theta=1000000.0,
+            rope_local_base_freq=10000.0)),
     }
 
 
