@@ -101,6 +101,23 @@ std::vector<int64_t> HfConfigReader::ids(const Json& object, const char* key) co
   return out;
 }
 
+std::optional<std::vector<bool>> HfConfigReader::sliding_layer_types() const {
+  if (!has("layer_types")) return std::nullopt;
+  const Json& types = json["layer_types"];
+  if (!types.is_array()) throw bad_input("expected a list of layer types").file(source).key("layer_types");
+  std::vector<bool> sliding;
+  for (const Json& type : types) {
+    const std::string name = type.is_string() ? type.get<std::string>() : "";
+    if (name != "sliding_attention" && name != "full_attention") {
+      throw bad_input("expected \"sliding_attention\" or \"full_attention\", got " + type.dump())
+          .file(source)
+          .key("layer_types");
+    }
+    sliding.push_back(name == "sliding_attention");
+  }
+  return sliding;
+}
+
 void ModelConfig::validate(const std::string& source) const {
   auto positive = [&](int64_t value, const char* key) {
     if (value <= 0) throw bad_input("must be positive, got " + std::to_string(value)).file(source).key(key);

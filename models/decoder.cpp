@@ -231,12 +231,61 @@ KVCache make_kv_cache(const ModelConfig& config, int64_t batch, int64_t capacity
   return cache;
 }
 
+at::Tensor rotate_and_attend(at::Tensor q, at::Tensor k, at::Tensor v, const LayerInputs& in, KVCache* cache,
+                             int64_t layer, double scale) {
+  const int64_t batch = q.size(0), heads = q.size(1), steps = q.size(2), head_dim = q.size(3);
+  q = apply_rope(q, in.cos, in.sin);
+  k = apply_rope(k, in.cos, in.sin);
+  if (cache != nullptr) {
+    const int64_t past = cache->length;
+    cache->keys[layer].narrow(2, past, steps).copy_(k);
+    cache->values[layer].narrow(2, past, steps).copy_(v);
+    k = cache->keys[layer].narrow(2, 0, past + steps);
+    v = cache->values[layer].narrow(2, 0, past + steps);
+  }
+  const at::Tensor out = at::scaled_dot_product_attention(q, k, v, in.mask, 0.0, in.causal, scale,
+                                                          /*enable_gqa=*/heads != k.size(1));
+  return out.transpose(1, 2).reshape({batch, steps, heads * head_dim});
+}
+
+GatedMLP::GatedMLP(const ModelConfig& config, MlpActivation activation) : activation_(activation) {
+  const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
+  gate_proj = register_module("gate_proj", std::make_shared<Projection>(hidden, inner, config.mlp_bias));
+  up_proj = register_module("up_proj", std::make_shared<Projection>(hidden, inner, config.mlp_bias));
+  down_proj = register_module("down_proj", std::make_shared<Projection>(inner, hidden, config.mlp_bias));
+}
+
+at::Tensor GatedMLP::forward(const at::Tensor& x) {
+  // up before gate: the order LoRA dropout draws its masks in (checkpoints resume on it).
+  const at::Tensor up = up_proj->forward(x);
+  const at::Tensor gate = gate_proj->forward(x);
+  const at::Tensor activated = activation_ == MlpActivation::kSilu ? at::silu(gate) : at::gelu(gate, "tanh");
+  return down_proj->forward(activated * up);
+}
+
 DecoderModel::DecoderModel(const ModelConfig& config) : config_(config) {
   inv_freqs_ = rope_frequency_tables(config);  // kept float32 whatever the model dtype
 }
 
+void DecoderModel::adopt_embedding(const at::Tensor& embedding) {
+  embedding_ = embedding;
+  if (!config_.tie_word_embeddings) {
+    lm_head = register_module("lm_head", std::make_shared<Projection>(config_.hidden_size, config_.vocab_size, false));
+  } else {
+    tied_head_ = Projection::over(dense_storage(embedding_), config_.hidden_size, config_.vocab_size);
+  }
+}
+
+at::Tensor DecoderModel::logits(const at::Tensor& hidden) {
+  // A tied head lives with the embedding, on the first device of a model spread over several.
+  return lm_head ? lm_head->forward(hidden) : tied_head_->forward(hidden.to(embedding_.device()));
+}
+
+KVCache DecoderModel::make_cache(int64_t batch, int64_t capacity) const {
+  return make_kv_cache(config_, batch, capacity, embedding_.options().requires_grad(false));
+}
+
 at::Tensor DecoderModel::run_layers(const at::Tensor& input_ids, const ForwardOptions& options,
-                                    const at::Device& embedding_device,
                                     const std::function<at::Tensor(const at::Tensor&)>& embed) {
   TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T]");
   const int64_t batch = input_ids.size(0), steps = input_ids.size(1);
@@ -251,7 +300,7 @@ at::Tensor DecoderModel::run_layers(const at::Tensor& input_ids, const ForwardOp
   if (!layer_devices_.empty() && (options.cache || layer_devices_.size() != stack_.size())) {
     throw internal_error("layer devices need one device per layer and no KV cache");
   }
-  const at::Device device = embedding_device;
+  const at::Device device = embedding_.device();
   at::Tensor positions = options.position_ids.defined() ? options.position_ids.to(device) : at::Tensor();
   if (!positions.defined()) {
     positions = at::arange(past, past + steps, at::TensorOptions().dtype(at::kLong).device(device))

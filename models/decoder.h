@@ -6,6 +6,7 @@
 #pragma once
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
 
 #include <functional>
 #include <optional>
@@ -48,6 +49,24 @@ struct LayerInputs {
   bool causal = false;
 };
 
+// q [B, h, T, hd] and k, v [B, kv, T, hd] of one layer: rotates q and k, appends k and v to the
+// cache's layer (attending over everything cached), attends through SDPA with `scale` (grouped
+// heads when kv < h); returns [B, T, h * hd] for the output projection.
+at::Tensor rotate_and_attend(at::Tensor q, at::Tensor k, at::Tensor v, const LayerInputs& in, KVCache* cache,
+                             int64_t layer, double scale);
+
+// down(act(gate(x)) * up(x)): Llama's SwiGLU (SiLU), Gemma's GeGLU (GELU, tanh approximation).
+enum class MlpActivation { kSilu, kGeluTanh };
+class GatedMLP : public torch::nn::Module {
+ public:
+  GatedMLP(const ModelConfig& config, MlpActivation activation);
+  at::Tensor forward(const at::Tensor& x);
+  std::shared_ptr<Projection> gate_proj, up_proj, down_proj;
+
+ private:
+  MlpActivation activation_;
+};
+
 class DecoderLayer : public torch::nn::Module {
  public:
   virtual at::Tensor forward(const at::Tensor& x, const LayerInputs& in, KVCache* cache, int64_t layer) = 0;
@@ -79,26 +98,61 @@ at::Tensor checkpointed_layer(DecoderLayer& layer, const at::Tensor& x, const at
 // Empty keys and values [B, kv_heads, capacity, hd] for every layer.
 KVCache make_kv_cache(const ModelConfig& config, int64_t batch, int64_t capacity, const at::TensorOptions& options);
 
-// The forward pass every decoder-only family shares, around its own embedding, layers and final
-// norm: positions (given, or after the cache), the attention inputs of each distinct layer
-// attention, activation checkpointing, pipeline devices, and the cache length.
+// HF "model.": the token embedding, the decoder layers and the final norm, for any family's layer
+// and norm types.
+template <typename Layer, typename Norm>
+class DecoderBody : public torch::nn::Module {
+ public:
+  explicit DecoderBody(const ModelConfig& config) {
+    auto embed = register_module("embed_tokens", std::make_shared<torch::nn::Module>("Embedding"));
+    embed_tokens_weight = embed->register_parameter("weight", at::empty({config.vocab_size, config.hidden_size}));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+      layer_list.push_back(std::make_shared<Layer>(config));
+      layers->push_back(layer_list.back());
+    }
+    norm = register_module("norm", std::make_shared<Norm>(config.hidden_size, config.rms_norm_eps));
+  }
+  at::Tensor embed_tokens_weight;  // registered as embed_tokens.weight
+  torch::nn::ModuleList layers;
+  std::shared_ptr<Norm> norm;
+  std::vector<std::shared_ptr<Layer>> layer_list;
+};
+
+// What every decoder-only family shares around its own embedding, layers and final norm: the
+// forward pass (positions, the attention inputs of each distinct layer attention, activation
+// checkpointing, pipeline devices, the cache length), the output head and the KV cache.
 class DecoderModel : public CausalLM {
  public:
   explicit DecoderModel(const ModelConfig& config);
   const ModelConfig& config() const override { return config_; }
+  at::Tensor logits(const at::Tensor& hidden) override;
+  const Projection& output_head() const override { return lm_head ? *lm_head : *tied_head_; }
+  KVCache make_cache(int64_t batch, int64_t capacity) const override;
+
+  std::shared_ptr<Projection> lm_head;  // null when tied
 
  protected:
+  // Called by the derived constructor once its body is registered: the layers in order, and the
+  // output head (lm_head, registered after the body, when untied; else over the embedding).
+  template <typename Body>
+  void adopt_body(const Body& body) {
+    for (const auto& layer : body.layer_list) stack_.push_back(layer.get());
+    adopt_embedding(body.embed_tokens_weight);
+  }
   // input_ids [B, T] -> the residual stream after the last layer [B, T, H] (before the final
   // norm). `embed` maps ids (on the embedding's device) to [B, T, H].
-  at::Tensor run_layers(const at::Tensor& input_ids, const ForwardOptions& options, const at::Device& embedding_device,
+  at::Tensor run_layers(const at::Tensor& input_ids, const ForwardOptions& options,
                         const std::function<at::Tensor(const at::Tensor&)>& embed);
-  // Registers layer i of the stack (in order), already a submodule of the derived model.
-  void add_decoder_layer(DecoderLayer* layer) { stack_.push_back(layer); }
 
   ModelConfig config_;
+  at::Tensor embedding_;  // the body's embed_tokens.weight
 
  private:
+  void adopt_embedding(const at::Tensor& embedding);
+
   std::vector<DecoderLayer*> stack_;
+  std::shared_ptr<Projection> tied_head_;  // over the embedding when tied (not registered)
   // inv_freq [hd/2] per RoPE base, float32; not buffers, so model->to(dtype) leaves them float32.
   std::vector<std::pair<double, at::Tensor>> inv_freqs_;
   at::Tensor checkpoint_anchor_;  // see checkpointed_layer

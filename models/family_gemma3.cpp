@@ -50,22 +50,10 @@ void refuse_unsupported(const HfConfigReader& reader) {
 
 // Which layers slide: layer_types, else all but every sliding_window_pattern-th (default 6).
 std::vector<bool> sliding_layers(const HfConfigReader& reader, int64_t layers) {
+  if (auto types = reader.sliding_layer_types()) return *types;
   std::vector<bool> sliding;
-  if (reader.has("layer_types")) {
-    const Json& types = reader.json["layer_types"];
-    if (!types.is_array()) throw bad_input("expected a list of layer types").file(reader.source).key("layer_types");
-    for (const Json& type : types) {
-      const std::string name = type.is_string() ? type.get<std::string>() : "";
-      if (name != "sliding_attention" && name != "full_attention") {
-        throw bad_input("expected \"sliding_attention\" or \"full_attention\", got " + type.dump())
-            .file(reader.source)
-            .key("layer_types");
-      }
-      sliding.push_back(name == "sliding_attention");
-    }
-    return sliding;
-  }
   const int64_t pattern = reader.integer("sliding_window_pattern", 6);
+  if (pattern <= 0) throw bad_input("must be positive").file(reader.source).key("sliding_window_pattern");
   for (int64_t layer = 0; layer < layers; ++layer) sliding.push_back((layer + 1) % pattern != 0);
   return sliding;
 }

@@ -1,6 +1,5 @@
 #include "models/family_qwen2.h"
 
-#include "io/error.h"
 #include "models/family_llama.h"
 
 namespace retort {
@@ -10,18 +9,8 @@ void read_qwen_sliding_layers(const HfConfigReader& reader, ModelConfig& config)
   const int64_t window = reader.integer("sliding_window", 4096);
   const int64_t first_sliding = reader.integer("max_window_layers", 28);
   std::vector<bool> sliding;
-  if (reader.has("layer_types")) {
-    const nlohmann::json& types = reader.json["layer_types"];
-    if (!types.is_array()) throw bad_input("expected a list of layer types").file(reader.source).key("layer_types");
-    for (const nlohmann::json& type : types) {
-      const std::string name = type.is_string() ? type.get<std::string>() : "";
-      if (name != "sliding_attention" && name != "full_attention") {
-        throw bad_input("expected \"sliding_attention\" or \"full_attention\", got " + type.dump())
-            .file(reader.source)
-            .key("layer_types");
-      }
-      sliding.push_back(name == "sliding_attention");
-    }
+  if (const auto types = reader.sliding_layer_types()) {
+    sliding = *types;
   } else {
     for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) sliding.push_back(layer >= first_sliding);
   }

@@ -39,34 +39,12 @@ at::Tensor Gemma3Attention::forward(const at::Tensor& x, const LayerInputs& in, 
   at::Tensor q = q_norm->forward(q_proj->forward(x).view({batch, steps, heads_, head_dim_})).transpose(1, 2);
   at::Tensor k = k_norm->forward(k_proj->forward(x).view({batch, steps, kv_heads_, head_dim_})).transpose(1, 2);
   at::Tensor v = v_proj->forward(x).view({batch, steps, kv_heads_, head_dim_}).transpose(1, 2);
-  q = apply_rope(q, in.cos, in.sin);
-  k = apply_rope(k, in.cos, in.sin);
-  if (cache != nullptr) {
-    const int64_t past = cache->length;
-    cache->keys[layer].narrow(2, past, steps).copy_(k);
-    cache->values[layer].narrow(2, past, steps).copy_(v);
-    k = cache->keys[layer].narrow(2, 0, past + steps);
-    v = cache->values[layer].narrow(2, 0, past + steps);
-  }
-  const at::Tensor out = at::scaled_dot_product_attention(q, k, v, in.mask, 0.0, in.causal, scale_,
-                                                          /*enable_gqa=*/heads_ != kv_heads_);
-  return o_proj->forward(out.transpose(1, 2).reshape({batch, steps, heads_ * head_dim_}));
-}
-
-Gemma3MLP::Gemma3MLP(const ModelConfig& config) {
-  const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
-  gate_proj = register_module("gate_proj", std::make_shared<Projection>(hidden, inner, config.mlp_bias));
-  up_proj = register_module("up_proj", std::make_shared<Projection>(hidden, inner, config.mlp_bias));
-  down_proj = register_module("down_proj", std::make_shared<Projection>(inner, hidden, config.mlp_bias));
-}
-
-at::Tensor Gemma3MLP::forward(const at::Tensor& x) {
-  return down_proj->forward(at::gelu(gate_proj->forward(x), "tanh") * up_proj->forward(x));
+  return o_proj->forward(rotate_and_attend(q, k, v, in, cache, layer, scale_));
 }
 
 Gemma3DecoderLayer::Gemma3DecoderLayer(const ModelConfig& config) {
   self_attn = register_module("self_attn", std::make_shared<Gemma3Attention>(config));
-  mlp = register_module("mlp", std::make_shared<Gemma3MLP>(config));
+  mlp = register_module("mlp", std::make_shared<GatedMLP>(config, MlpActivation::kGeluTanh));
   const auto norm = [&](const char* name) {
     return register_module(name, std::make_shared<Gemma3RMSNorm>(config.hidden_size, config.rms_norm_eps));
   };
@@ -82,43 +60,19 @@ at::Tensor Gemma3DecoderLayer::forward(const at::Tensor& x, const LayerInputs& i
   return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
 }
 
-Gemma3Body::Gemma3Body(const ModelConfig& config) {
-  auto embed = register_module("embed_tokens", std::make_shared<torch::nn::Module>("Embedding"));
-  embed_tokens_weight = embed->register_parameter("weight", at::empty({config.vocab_size, config.hidden_size}));
-  layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
-    layer_list.push_back(std::make_shared<Gemma3DecoderLayer>(config));
-    layers->push_back(layer_list.back());
-  }
-  norm = register_module("norm", std::make_shared<Gemma3RMSNorm>(config.hidden_size, config.rms_norm_eps));
-}
-
 Gemma3ForCausalLM::Gemma3ForCausalLM(const ModelConfig& config) : DecoderModel(config) {
   model = register_module("model", std::make_shared<Gemma3Body>(config));
-  for (const auto& layer : model->layer_list) add_decoder_layer(layer.get());
-  if (!config.tie_word_embeddings) {
-    lm_head = register_module("lm_head", std::make_shared<Projection>(config.hidden_size, config.vocab_size, false));
-  } else {
-    tied_head_ = Projection::over(dense_storage(model->embed_tokens_weight), config.hidden_size, config.vocab_size);
-  }
+  adopt_body(*model);
 }
 
 at::Tensor Gemma3ForCausalLM::forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) {
   const at::Tensor& embedding = model->embed_tokens_weight;
   // sqrt(hidden) as a float32 scalar cast to the weight's dtype, as Gemma3TextScaledWordEmbedding does.
   const double scale = static_cast<double>(static_cast<float>(std::sqrt(static_cast<double>(config_.hidden_size))));
-  const at::Tensor h = run_layers(input_ids, options, embedding.device(), [&](const at::Tensor& ids) {
+  const at::Tensor h = run_layers(input_ids, options, [&](const at::Tensor& ids) {
     return at::embedding(embedding, ids) * at::scalar_tensor(scale, embedding.options()).to(embedding.scalar_type());
   });
   return model->norm->forward(h);
-}
-
-at::Tensor Gemma3ForCausalLM::logits(const at::Tensor& hidden) {
-  return lm_head ? lm_head->forward(hidden) : tied_head_->forward(hidden.to(model->embed_tokens_weight.device()));
-}
-
-KVCache Gemma3ForCausalLM::make_cache(int64_t batch, int64_t capacity) const {
-  return make_kv_cache(config_, batch, capacity, model->embed_tokens_weight.options().requires_grad(false));
 }
 
 }  // namespace retort

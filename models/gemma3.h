@@ -5,8 +5,6 @@
 // Reference: transformers models/gemma3/modeling_gemma3.py (Gemma3TextModel).
 #pragma once
 
-#include <torch/nn/modules/container/modulelist.h>
-
 #include "models/decoder.h"
 #include "models/linear.h"
 
@@ -36,13 +34,6 @@ class Gemma3Attention : public torch::nn::Module {
   double scale_;
 };
 
-class Gemma3MLP : public torch::nn::Module {
- public:
-  explicit Gemma3MLP(const ModelConfig& config);
-  at::Tensor forward(const at::Tensor& x);  // down(gelu_tanh(gate(x)) * up(x))
-  std::shared_ptr<Projection> gate_proj, up_proj, down_proj;
-};
-
 class Gemma3DecoderLayer : public DecoderLayer {
  public:
   explicit Gemma3DecoderLayer(const ModelConfig& config);
@@ -51,32 +42,17 @@ class Gemma3DecoderLayer : public DecoderLayer {
   std::shared_ptr<Gemma3RMSNorm> input_layernorm, post_attention_layernorm, pre_feedforward_layernorm,
       post_feedforward_layernorm;
   std::shared_ptr<Gemma3Attention> self_attn;
-  std::shared_ptr<Gemma3MLP> mlp;
+  std::shared_ptr<GatedMLP> mlp;  // GELU-tanh
 };
 
-class Gemma3Body : public torch::nn::Module {  // HF "model."
- public:
-  explicit Gemma3Body(const ModelConfig& config);
-  at::Tensor embed_tokens_weight;  // registered as embed_tokens.weight
-  torch::nn::ModuleList layers;
-  std::shared_ptr<Gemma3RMSNorm> norm;
-  std::vector<std::shared_ptr<Gemma3DecoderLayer>> layer_list;
-};
+using Gemma3Body = DecoderBody<Gemma3DecoderLayer, Gemma3RMSNorm>;
 
 class Gemma3ForCausalLM : public DecoderModel {
  public:
   explicit Gemma3ForCausalLM(const ModelConfig& config);
-
   at::Tensor forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) override;
-  at::Tensor logits(const at::Tensor& hidden) override;
-  const Projection& output_head() const override { return lm_head ? *lm_head : *tied_head_; }
-  KVCache make_cache(int64_t batch, int64_t capacity) const override;
 
   std::shared_ptr<Gemma3Body> model;
-  std::shared_ptr<Projection> lm_head;  // null when tied (Gemma 3 ties)
-
- private:
-  std::shared_ptr<Projection> tied_head_;
 };
 
 }  // namespace retort

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct HfConfigReader {
   std::string string(const char* key, const std::string& fallback) const;
   // An id or a list of ids.
   std::vector<int64_t> ids(const nlohmann::json& object, const char* key) const;
+  // `layer_types` ("sliding_attention" | "full_attention" per layer) as sliding flags; nullopt
+  // when absent (the family derives them).
+  std::optional<std::vector<bool>> sliding_layer_types() const;
 };
 
 }  // namespace retort

@@ -3,13 +3,8 @@
 #include "models/llama.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
-#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
-
-#include "io/error.h"
-#include "models/gemm.h"
 
 namespace retort {
 
@@ -37,35 +32,13 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const LayerInputs& in, K
   q = q.transpose(1, 2);
   k = k.transpose(1, 2);
   at::Tensor v = v_proj->forward(x).view({batch, steps, kv_heads_, head_dim_}).transpose(1, 2);
-  q = apply_rope(q, in.cos, in.sin);
-  k = apply_rope(k, in.cos, in.sin);
-  if (cache != nullptr) {
-    const int64_t past = cache->length;
-    cache->keys[layer].narrow(2, past, steps).copy_(k);
-    cache->values[layer].narrow(2, past, steps).copy_(v);
-    k = cache->keys[layer].narrow(2, 0, past + steps);
-    v = cache->values[layer].narrow(2, 0, past + steps);
-  }
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  const at::Tensor out = at::scaled_dot_product_attention(q, k, v, in.mask, 0.0, in.causal, scale,
-                                                          /*enable_gqa=*/heads_ != kv_heads_);
-  return o_proj->forward(out.transpose(1, 2).reshape({batch, steps, heads_ * head_dim_}));
-}
-
-LlamaMLP::LlamaMLP(const ModelConfig& config) {
-  const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
-  gate_proj = register_module("gate_proj", std::make_shared<Projection>(hidden, inner, config.mlp_bias));
-  up_proj = register_module("up_proj", std::make_shared<Projection>(hidden, inner, config.mlp_bias));
-  down_proj = register_module("down_proj", std::make_shared<Projection>(inner, hidden, config.mlp_bias));
-}
-
-at::Tensor LlamaMLP::forward(const at::Tensor& x) {
-  return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  return o_proj->forward(rotate_and_attend(q, k, v, in, cache, layer, scale));
 }
 
 LlamaDecoderLayer::LlamaDecoderLayer(const ModelConfig& config) {
   self_attn = register_module("self_attn", std::make_shared<LlamaAttention>(config));
-  mlp = register_module("mlp", std::make_shared<LlamaMLP>(config));
+  mlp = register_module("mlp", std::make_shared<GatedMLP>(config, MlpActivation::kSilu));
   input_layernorm = register_module("input_layernorm", std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps));
   post_attention_layernorm =
       register_module("post_attention_layernorm", std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps));
@@ -76,41 +49,15 @@ at::Tensor LlamaDecoderLayer::forward(const at::Tensor& x, const LayerInputs& in
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 
-LlamaBody::LlamaBody(const ModelConfig& config) {
-  auto embed = register_module("embed_tokens", std::make_shared<torch::nn::Module>("Embedding"));
-  embed_tokens_weight = embed->register_parameter("weight", at::empty({config.vocab_size, config.hidden_size}));
-  layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
-    layer_list.push_back(std::make_shared<LlamaDecoderLayer>(config));
-    layers->push_back(layer_list.back());
-  }
-  norm = register_module("norm", std::make_shared<RMSNorm>(config.hidden_size, config.rms_norm_eps));
-}
-
 LlamaForCausalLM::LlamaForCausalLM(const ModelConfig& config) : DecoderModel(config) {
   model = register_module("model", std::make_shared<LlamaBody>(config));
-  for (const auto& layer : model->layer_list) add_decoder_layer(layer.get());
-  if (!config.tie_word_embeddings) {
-    lm_head = register_module("lm_head", std::make_shared<Projection>(config.hidden_size, config.vocab_size, false));
-  } else {
-    tied_head_ = Projection::over(dense_storage(model->embed_tokens_weight), config.hidden_size, config.vocab_size);
-  }
+  adopt_body(*model);
 }
 
 at::Tensor LlamaForCausalLM::forward_hidden(const at::Tensor& input_ids, const ForwardOptions& options) {
   const at::Tensor& embedding = model->embed_tokens_weight;
-  const at::Tensor h = run_layers(input_ids, options, embedding.device(),
-                                  [&](const at::Tensor& ids) { return at::embedding(embedding, ids); });
+  const at::Tensor h = run_layers(input_ids, options, [&](const at::Tensor& ids) { return at::embedding(embedding, ids); });
   return model->norm->forward(h);
-}
-
-at::Tensor LlamaForCausalLM::logits(const at::Tensor& hidden) {
-  // A tied head lives with the embedding, on the first device of a model spread over several.
-  return lm_head ? lm_head->forward(hidden) : tied_head_->forward(hidden.to(model->embed_tokens_weight.device()));
-}
-
-KVCache LlamaForCausalLM::make_cache(int64_t batch, int64_t capacity) const {
-  return make_kv_cache(config_, batch, capacity, model->embed_tokens_weight.options().requires_grad(false));
 }
 
 }  // namespace retort

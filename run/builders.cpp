@@ -66,6 +66,10 @@ TrainedModel build_model(const Recipe& recipe, const Info& info) {
   }
   load.device = parse_device(recipe.model.device);
   trained.loaded = load_model(trained.path, load);
+  for (const std::string& format : recipe.exports.formats) {
+    // Refused now rather than after training: a family without a GGUF form (Gemma 3 for now).
+    if (format == "gguf" || format == "gguf-lora") trained.model().gguf_architecture();
+  }
   if (recipe.lora.enabled) {
     LoraSpec spec;
     spec.rank = recipe.lora.rank;

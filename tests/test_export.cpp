@@ -178,6 +178,30 @@ TEST(ExportGguf, TinyLlamaQwenAndSentencePieceModelsRunInLlamaCpp) {
   }
 }
 
+// A family without a GGUF form yet (Gemma 3) is refused with the formats that work: by
+// `retort export`, and by `retort run` before it trains (not after an hour of training).
+TEST(ExportGguf, AFamilyWithoutAGgufFormIsRefusedBeforeTraining) {
+  test::TempDir dir;
+  const std::string gemma3 = export_fixture("gemma3").string();
+  const test::CommandResult exported =
+      export_cli({"--model", gemma3, "--format", "gguf", "--out", (dir.path() / "g.gguf").string()});
+  EXPECT_EQ(exported.exit_code, 2);
+  EXPECT_NE(exported.err.find("no GGUF form for Gemma3ForCausalLM models yet; export hf or peft"), std::string::npos)
+      << exported.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "g.gguf"));
+  write_file_atomic((dir.path() / "chats.jsonl").string(),
+                    R"({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]})"
+                    "\n");
+  write_file_atomic((dir.path() / "recipe.yaml").string(),
+                    "model:\n  path: " + gemma3 + "\ndata:\n  train: " + (dir.path() / "chats.jsonl").string() +
+                        "\ntraining:\n  max_steps: 1\ncheckpoint:\n  output_dir: " + (dir.path() / "run").string() +
+                        "\nexport:\n  formats: [peft, gguf]\n");
+  const test::CommandResult run = test::run_retort({"run", (dir.path() / "recipe.yaml").string()});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("key 'export.formats'"), std::string::npos) << run.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "run" / "metrics.jsonl"));
+}
+
 // A PEFT adapter (rsLoRA, all seven projections) as a GGUF LoRA: llama.cpp applying it to the
 // base F16 GGUF continues a prompt as our merged model does.
 TEST(ExportGguf, LoraAdapterAppliesInLlamaCpp) {
