@@ -120,6 +120,21 @@ TEST(DataMasking, LastAssistantAllAndPerMessageFlags) {
             "<|im_start|>user\nSecond question?<|im_end|>\n|Second answer.<|im_end|>|Third answer.<|im_end|>|");
 }
 
+// data.train_reasoning reaches the renderer: Qwen3's <think> block is trained by default and only
+// rendered (masked) when the recipe says false.
+TEST(DataMasking, ReasoningIsTrainedUnlessTheRecipeSaysNot) {
+  const chat::ChatTemplate qwen3 = chat::ChatTemplate::by_name("qwen3");
+  const Json chat = Json::parse(R"({"messages": [{"role": "user", "content": "2 + 2?"},
+    {"role": "assistant", "reasoning_content": "Two and two.", "content": "4"}]})");
+  auto trained = [&](const std::string& recipe_yaml) {
+    const Recipe recipe = parse_recipe(recipe_yaml, "recipe.yaml");
+    const data::ExampleEncoder encoder(*side().tokenizer, &qwen3, data::encode_options(recipe.data));
+    return trained_text(encoder.encode(data::parse_example(chat, {})).sequences[0]);
+  };
+  EXPECT_EQ(trained("data:\n  train: chats.jsonl\n"), "<think>\nTwo and two.\n</think>\n\n4<|im_end|>|");
+  EXPECT_EQ(trained("data:\n  train: chats.jsonl\n  train_reasoning: false\n"), "4<|im_end|>|");
+}
+
 TEST(DataLength, DropTruncateTurnsAndSplitAreCounted) {
   const int64_t full = static_cast<int64_t>(encode(kConversation).sequences[0].ids.size());
   data::EncodeOptions options;
