@@ -8,6 +8,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "io/error.h"
@@ -125,15 +126,22 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 // The boolean attention mask [B, 1, T, S] (true = attend), or nullopt when SDPA's own
 // causal flag is exact (no padding, no window, no segments, no cached prefix).
-std::optional<at::Tensor> build_mask(std::optional<int64_t> window, int64_t batch, int64_t steps, int64_t past,
-                                     const ForwardOptions& options, at::Device device, bool& causal) {
+MaskFacts mask_facts(const ForwardOptions& options) {
+  MaskFacts facts;
+  facts.padded = options.attention_mask.defined() && !options.attention_mask.all().item<bool>();
+  // Rows that each hold one segment need no segment mask (the causal flag is exact).
+  facts.segmented = options.segment_ids.defined() &&
+                    (options.segment_ids.amax(1) != options.segment_ids.amin(1)).any().item<bool>();
+  return facts;
+}
+
+std::optional<at::Tensor> build_mask(std::optional<int64_t> window, const MaskFacts& facts, int64_t batch,
+                                     int64_t steps, int64_t past, const ForwardOptions& options, at::Device device,
+                                     bool& causal) {
   const at::Tensor& attention_mask = options.attention_mask;
   const int64_t total = past + steps;
-  const bool padded = attention_mask.defined() && !attention_mask.all().item<bool>();
+  const bool padded = facts.padded, segmented = facts.segmented;
   const bool windowed = window && total > *window;
-  // Rows that each hold one segment need no segment mask (the causal flag is exact).
-  const bool segmented = options.segment_ids.defined() &&
-                         (options.segment_ids.amax(1) != options.segment_ids.amin(1)).any().item<bool>();
   causal = false;
   if (!padded && !windowed && !segmented) {
     if (past == 0) {
@@ -165,41 +173,45 @@ at::Tensor checkpointed_layer(DecoderLayer& layer, const at::Tensor& x, const at
   return CheckpointedLayer::apply(x, anchor, in.cos, in.sin, &in.mask, &layer, in.causal, index);
 }
 
+namespace {
+
+// cos and signed sin [B, 1, T, hd] for one RoPE base: in float32, then in the activation dtype (as HF).
+std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& inv_freq, const at::Tensor& positions,
+                                              at::ScalarType dtype, at::Device device) {
+  const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq.to(device).view({1, 1, -1});
+  const at::Tensor angles = at::cat({freqs, freqs}, -1);
+  const at::Tensor cos = angles.cos().to(dtype).unsqueeze(1);
+  const at::Tensor plain_sin = angles.sin().to(dtype).unsqueeze(1);
+  const int64_t half = plain_sin.size(-1) / 2;
+  return {cos, at::cat({-plain_sin.narrow(-1, 0, half), plain_sin.narrow(-1, half, half)}, -1)};
+}
+
+}  // namespace
+
 AttentionInputs::AttentionInputs(const ModelConfig& config, const std::vector<std::pair<double, at::Tensor>>& inv_freqs,
                                  const at::Tensor& positions, at::ScalarType dtype, int64_t batch, int64_t steps,
                                  int64_t past, const ForwardOptions& options, at::Device device) {
+  const MaskFacts facts = mask_facts(options);
+  // One cos/sin pair per RoPE base, however many windows use it.
+  std::vector<std::pair<double, std::pair<at::Tensor, at::Tensor>>> tables;
+  for (const auto& [theta, inv_freq] : inv_freqs) {
+    tables.emplace_back(theta, rope_tables(inv_freq, positions, dtype, device));
+  }
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
     const LayerAttention spec = config.attention_of(layer);
     size_t index = 0;
     while (index < specs_.size() && !(specs_[index] == spec)) ++index;
     if (index == specs_.size()) {
+      const auto table =
+          std::find_if(tables.begin(), tables.end(), [&](const auto& t) { return t.first == *spec.rope_theta; });
+      if (table == tables.end()) throw internal_error("no RoPE frequencies for base " + std::to_string(*spec.rope_theta));
+      LayerInputs in{table->second.first, table->second.second, std::nullopt, false};
+      in.mask = build_mask(spec.sliding_window, facts, batch, steps, past, options, device, in.causal);
       specs_.push_back(spec);
-      inputs_.push_back(make_inputs(spec, inv_freqs, positions, dtype, batch, steps, past, options, device));
+      inputs_.push_back(std::move(in));
     }
     of_layer_.push_back(index);
   }
-}
-
-LayerInputs AttentionInputs::make_inputs(const LayerAttention& spec,
-                                         const std::vector<std::pair<double, at::Tensor>>& inv_freqs,
-                                         const at::Tensor& positions, at::ScalarType dtype, int64_t batch,
-                                         int64_t steps, int64_t past, const ForwardOptions& options,
-                                         at::Device device) {
-  const at::Tensor* inv_freq = nullptr;
-  for (const auto& [theta, values] : inv_freqs) {
-    if (theta == *spec.rope_theta) inv_freq = &values;
-  }
-  if (inv_freq == nullptr) throw internal_error("no RoPE frequencies for base " + std::to_string(*spec.rope_theta));
-  LayerInputs in;
-  // cos/sin [B, 1, T, hd] in float32, then in the activation dtype (as HF).
-  const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq->to(device).view({1, 1, -1});
-  const at::Tensor angles = at::cat({freqs, freqs}, -1);
-  in.cos = angles.cos().to(dtype).unsqueeze(1);
-  const at::Tensor plain_sin = angles.sin().to(dtype).unsqueeze(1);
-  const int64_t half = plain_sin.size(-1) / 2;
-  in.sin = at::cat({-plain_sin.narrow(-1, 0, half), plain_sin.narrow(-1, half, half)}, -1);
-  in.mask = build_mask(spec.sliding_window, batch, steps, past, options, device, in.causal);
-  return in;
 }
 
 void AttentionInputs::move_to(at::Device device) {

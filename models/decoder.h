@@ -37,10 +37,19 @@ std::vector<std::pair<double, at::Tensor>> rope_frequency_tables(const ModelConf
 // x [B, h, T, hd] rotated: x * cos + rotate_half(x) * sin, with the sign folded into `signed_sin`.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin);
 
+// Whether a forward pass has padding or rows holding several packed segments: read once per pass
+// (each is a device sync), shared by the masks of every layer attention.
+struct MaskFacts {
+  bool padded = false;
+  bool segmented = false;
+};
+MaskFacts mask_facts(const ForwardOptions& options);
+
 // The boolean attention mask [B, 1, T, S] (true = attend), or nullopt when SDPA's own causal flag
 // (set in `causal`) is exact: no padding, no window reached, no segments, no cached prefix.
-std::optional<at::Tensor> build_mask(std::optional<int64_t> window, int64_t batch, int64_t steps, int64_t past,
-                                     const ForwardOptions& options, at::Device device, bool& causal);
+std::optional<at::Tensor> build_mask(std::optional<int64_t> window, const MaskFacts& facts, int64_t batch,
+                                     int64_t steps, int64_t past, const ForwardOptions& options, at::Device device,
+                                     bool& causal);
 
 // What a decoder layer's attention needs besides its input.
 struct LayerInputs {
@@ -82,9 +91,6 @@ class AttentionInputs {
   void move_to(at::Device device);  // a pipeline boundary
 
  private:
-  static LayerInputs make_inputs(const LayerAttention& spec, const std::vector<std::pair<double, at::Tensor>>& inv_freqs,
-                                 const at::Tensor& positions, at::ScalarType dtype, int64_t batch, int64_t steps,
-                                 int64_t past, const ForwardOptions& options, at::Device device);
   std::vector<LayerAttention> specs_;
   std::vector<LayerInputs> inputs_;
   std::vector<size_t> of_layer_;
