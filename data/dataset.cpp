@@ -5,6 +5,7 @@
 
 #include "io/error.h"
 #include "io/text.h"
+#include "models/family.h"
 
 namespace retort::data {
 
@@ -23,7 +24,7 @@ FormatOptions format_options(const DataSection& section) {
   return options;
 }
 
-RecipeText load_recipe_text(const Recipe& recipe, const std::string& family_template) {
+RecipeText load_recipe_text(const Recipe& recipe) {
   const std::string path = expand_home(recipe.tokenizer.path.empty() ? recipe.model.path : recipe.tokenizer.path);
   if (path.empty()) throw bad_input("no tokenizer: set model.path or tokenizer.path").key("model.path");
   RecipeText text;
@@ -36,6 +37,7 @@ RecipeText load_recipe_text(const Recipe& recipe, const std::string& family_temp
     try {
       source = chat::load_chat_template_source(path);
     } catch (const Error&) {
+      const std::string family_template = family_chat_template_of(expand_home(recipe.model.path));
       if (family_template.empty()) throw;
       text.chat_template = chat::ChatTemplate::by_name(family_template);  // the model has none of its own
       return text;

@@ -20,9 +20,9 @@ struct RecipeText {
   std::optional<chat::ChatTemplate> chat_template;
   const chat::ChatTemplate* template_or_null() const { return chat_template ? &*chat_template : nullptr; }
 };
-// `family_template`: the built-in template of the model's family (models/family.h), used when the
-// model carries no template of its own; empty: none, and a model without one is refused.
-RecipeText load_recipe_text(const Recipe& recipe, const std::string& family_template = "");
+// A model carrying no template of its own takes its family's built-in one (models/family.h), read
+// only then; a family without one is refused.
+RecipeText load_recipe_text(const Recipe& recipe);
 EncodeOptions encode_options(const DataSection& section);
 
 struct DatasetSplit {

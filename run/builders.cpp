@@ -9,14 +9,13 @@
 #include "export/export.h"
 #include "io/error.h"
 #include "io/text.h"
-#include "models/family.h"
 #include "tokenizer/chat_template.h"
 
 namespace retort::run {
 namespace fs = std::filesystem;
 
 RunData::RunData(const Recipe& recipe)
-    : text(data::load_recipe_text(recipe, family_chat_template_of(expand_home(recipe.model.path)))),
+    : text(data::load_recipe_text(recipe)),
       encoder(*text.tokenizer, text.template_or_null(), data::encode_options(recipe.data)),
       pipeline(data::format_options(recipe.data), encoder),
       prepared(data::prepare_data(recipe.data, pipeline, static_cast<uint64_t>(recipe.training.seed))) {}

@@ -520,12 +520,12 @@ TEST(DataTokenizerConfig, AModelWithoutATemplateTakesItsFamilysDefault) {
   config("Qwen2ForCausalLM");
   const std::string family_template = family_chat_template_of(dir.path().string());
   EXPECT_EQ(family_template, "chatml");
-  const data::RecipeText text = data::load_recipe_text(recipe, family_template);
+  const data::RecipeText text = data::load_recipe_text(recipe);
   ASSERT_TRUE(text.chat_template);
   EXPECT_EQ(text.chat_template->name(), "chatml");
   config("LlamaForCausalLM");
   EXPECT_EQ(family_chat_template_of(dir.path().string()), "");
-  EXPECT_THROW(data::load_recipe_text(recipe, family_chat_template_of(dir.path().string())), Error);
+  EXPECT_THROW(data::load_recipe_text(recipe), Error);
 }
 
 TEST(DataTokenizerConfig, SpecialTokensComeFromTokenizerConfigJson) {
