@@ -155,13 +155,15 @@ ExportPlan export_gguf_model(const ExportContext& context, bool write, std::ostr
     const std::vector<int64_t> ne = gguf_dims(item.value().sizes());
     const TensorTypeChoice choice = choose_tensor_type(scheme, name, ne, quant_context);
     const std::optional<int64_t> heads = model.gguf_permuted_heads(hf_name);
+    const double offset = model.family().gguf_value_offset(hf_name);
     const auto& weight = context.weight;
-    add_job(jobs, name, hf_name, ne, choice.type, choice.fallback_note, [&weight, hf_name, heads] {
-      const at::Tensor value = weight(hf_name);
+    add_job(jobs, name, hf_name, ne, choice.type, choice.fallback_note, [&weight, hf_name, heads, offset] {
+      at::Tensor value = weight(hf_name);
+      if (offset != 0.0) value = value.to(at::kFloat) + offset;
       return heads ? permute_for_gguf(value, *heads) : value.contiguous();
     });
   }
-  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+  for (int64_t layer = 0; layer < config.num_hidden_layers && !model.family().gguf_has_sliding_windows; ++layer) {
     if (const std::optional<int64_t> window = config.attention_of(layer).sliding_window) {
       log << "warning: the model's sliding window (" << *window << ", layer " << layer
           << ") is not expressed in GGUF for arch " << arch << "; llama.cpp attends to the full context\n";

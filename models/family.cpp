@@ -84,6 +84,12 @@ std::optional<int64_t> ModelFamily::gguf_permuted_heads(const ModelConfig& confi
   return std::nullopt;
 }
 
+double ModelFamily::gguf_value_offset(const std::string& hf_name) const {
+  static const std::string suffix = "norm.weight";
+  const bool is_norm = hf_name.size() >= suffix.size() && hf_name.compare(hf_name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return is_norm ? gguf_norm_offset : 0.0;
+}
+
 std::string family_chat_template_of(const std::string& model_path) {
   namespace fs = std::filesystem;
   const ModelFamily* family = nullptr;

@@ -49,6 +49,11 @@ struct ModelFamily {
   std::vector<TensorNameRule> gguf_layer_names;  // name prefixes inside decoder layer N
   // llama.cpp's LLAMA rope pairs rows (i, i + hd/2) as (2i, 2i + 1): q/k rows are permuted in GGUF.
   bool gguf_permutes_qk = false;
+  // Added to every `*norm.weight` tensor in GGUF: llama.cpp's converter folds Gemma's (1 + w)
+  // RMSNorm into the stored weight, so llama.cpp multiplies by the weight alone. 0: stored as is.
+  double gguf_norm_offset = 0.0;
+  // Whether the family's GGUF metadata carries its sliding windows (read_/write_gguf_config do).
+  bool gguf_has_sliding_windows = false;
 
   std::function<std::shared_ptr<CausalLM>(const ModelConfig&)> create;
 
@@ -56,6 +61,8 @@ struct ModelFamily {
   std::string gguf_tensor_name(const std::string& hf_name) const;
   // The head count of a q/k weight whose GGUF rows are permuted, else nullopt.
   std::optional<int64_t> gguf_permuted_heads(const ModelConfig& config, const std::string& hf_name) const;
+  // What GGUF adds to the values of tensor `hf_name` (gguf_norm_offset for norm weights, else 0).
+  double gguf_value_offset(const std::string& hf_name) const;
 };
 
 // Every registered family, in registration order.

@@ -1,6 +1,7 @@
 #include "models/family_gemma3.h"
 
 #include <cmath>
+#include <set>
 
 #include "io/error.h"
 #include "models/gemma3.h"
@@ -104,6 +105,117 @@ void write_gemma3_config(const ModelConfig& config, nlohmann::ordered_json& json
   json["layer_types"] = types;
 }
 
+// llama.cpp's default for Gemma 3 GGUF files: every sixth layer (5, 11, ...) global.
+constexpr int64_t kGgufSlidingPattern = 6;
+
+bool llama_cpp_pattern_slides(int64_t layer, int64_t pattern) {
+  return pattern == 0 || layer % pattern < pattern - 1;
+}
+
+// gemma3.attention.sliding_window_pattern: absent (llama.cpp's 6), a period, or one bool per layer.
+std::vector<bool> gguf_sliding_layers(const GgufFile& file, int64_t layers) {
+  const std::string key = "gemma3.attention.sliding_window_pattern";
+  std::vector<bool> sliding;
+  const GgufValue* value = file.find(key);
+  if (value != nullptr && std::holds_alternative<GgufArray>(value->data)) {
+    const auto* flags = std::get_if<std::vector<bool>>(&std::get<GgufArray>(value->data).data);
+    if (flags == nullptr || static_cast<int64_t>(flags->size()) != layers) {
+      throw bad_input("expected one bool per layer (" + std::to_string(layers) + ")").file(file.path()).key(key);
+    }
+    return *flags;
+  }
+  const int64_t pattern = value == nullptr ? kGgufSlidingPattern : file.get_u32(key);
+  for (int64_t layer = 0; layer < layers; ++layer) sliding.push_back(llama_cpp_pattern_slides(layer, pattern));
+  return sliding;
+}
+
+// llama.cpp derives the attention scale from the size (gemma_pytorch's rule): head_dim^-1/2, but
+// (hidden / heads)^-1/2 for the 62-layer 27B.
+double llama_cpp_query_pre_attn_scalar(const ModelConfig& config) {
+  if (config.num_hidden_layers == 62) return static_cast<double>(config.hidden_size / config.num_attention_heads);
+  return static_cast<double>(config.head_dim);
+}
+
+void read_gemma3_gguf(const GgufFile& file, ModelConfig& config) {
+  const std::string p = "gemma3.";
+  if (config.rope.type != RopeScaling::kDefault) {
+    throw bad_input("Gemma 3 RoPE scaling on global layers (4B and larger) is not supported yet")
+        .file(file.path())
+        .key(p + "rope.scaling.type");
+  }
+  if (const auto cap = file.find_f32(p + "final_logit_softcapping"); cap && *cap != 0.0f) {
+    throw bad_input("logit soft-capping is not supported").file(file.path()).key(p + "final_logit_softcapping");
+  }
+  config.qk_norm = true;
+  config.query_pre_attn_scalar = llama_cpp_query_pre_attn_scalar(config);
+  const double global = config.rope.theta;
+  const double local = file.find_f32(p + "rope.freq_base_swa").value_or(static_cast<float>(kLocalTheta));
+  const uint32_t window = file.find_u32(p + "attention.sliding_window").value_or(0);
+  config.layer_attention.clear();
+  if (window == 0) return;  // llama.cpp: no sliding window, every layer global
+  for (const bool slides : gguf_sliding_layers(file, config.num_hidden_layers)) {
+    config.layer_attention.push_back(slides ? LayerAttention{window, local} : LayerAttention{std::nullopt, global});
+  }
+}
+
+void write_gemma3_gguf(const ModelConfig& config, GgufMetadata& out) {
+  const double scalar = config.query_pre_attn_scalar.value_or(static_cast<double>(config.head_dim));
+  if (scalar != llama_cpp_query_pre_attn_scalar(config)) {
+    throw bad_input("llama.cpp derives Gemma 3's attention scale from the model size (query_pre_attn_scalar " +
+                    std::to_string(llama_cpp_query_pre_attn_scalar(config)) + "), this model uses " +
+                    std::to_string(scalar) + "; export hf instead")
+        .key("query_pre_attn_scalar");
+  }
+  std::set<int64_t> windows;
+  std::set<double> local_thetas;
+  std::vector<bool> sliding;
+  bool standard_pattern = true;
+  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+    const LayerAttention spec = config.attention_of(layer);
+    sliding.push_back(spec.sliding_window.has_value());
+    standard_pattern = standard_pattern && sliding.back() == llama_cpp_pattern_slides(layer, kGgufSlidingPattern);
+    if (spec.sliding_window) {
+      windows.insert(*spec.sliding_window);
+      local_thetas.insert(*spec.rope_theta);
+    } else if (*spec.rope_theta != config.rope.theta) {
+      throw bad_input("GGUF has one RoPE base for global layers; layer " + std::to_string(layer) + " has its own")
+          .key("rope_theta");
+    }
+  }
+  if (windows.size() > 1 || local_thetas.size() > 1) {
+    throw bad_input("GGUF has one sliding window and one local RoPE base; this model's local layers differ")
+        .key("sliding_window");
+  }
+  if (windows.empty()) return;
+  out.emplace_back("gemma3.attention.sliding_window", GgufValue{static_cast<uint32_t>(*windows.begin())});
+  out.emplace_back("gemma3.rope.freq_base_swa", GgufValue{static_cast<float>(*local_thetas.begin())});
+  if (!standard_pattern) out.emplace_back("gemma3.attention.sliding_window_pattern", GgufValue{GgufArray{sliding}});
+}
+
+// HF <-> GGUF tensor names (llama.cpp's gemma3 tensors).
+void add_gguf_names(ModelFamily& family) {
+  family.gguf_names = {
+      {"model.embed_tokens.weight", "token_embd.weight"},
+      {"model.norm.weight", "output_norm.weight"},
+      {"lm_head.weight", "output.weight"},
+  };
+  family.gguf_layer_names = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"self_attn.q_proj.", "attn_q."},
+      {"self_attn.k_proj.", "attn_k."},
+      {"self_attn.v_proj.", "attn_v."},
+      {"self_attn.o_proj.", "attn_output."},
+      {"self_attn.q_norm.", "attn_q_norm."},
+      {"self_attn.k_norm.", "attn_k_norm."},
+      {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+      {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+      {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+      {"mlp.gate_proj.", "ffn_gate."},
+      {"mlp.up_proj.", "ffn_up."},
+      {"mlp.down_proj.", "ffn_down."},
+  };
+}
+
 }  // namespace
 
 ModelFamily gemma3_family() {
@@ -113,6 +225,12 @@ ModelFamily gemma3_family() {
   family.default_chat_template = "gemma";
   family.read_hf_config = read_gemma3_config;
   family.write_hf_config = write_gemma3_config;
+  family.gguf_architecture = "gemma3";
+  family.read_gguf_config = read_gemma3_gguf;
+  family.write_gguf_config = write_gemma3_gguf;
+  family.gguf_norm_offset = 1.0;  // llama.cpp's converter stores Gemma's (1 + w) as the weight
+  family.gguf_has_sliding_windows = true;
+  add_gguf_names(family);
   family.create = [](const ModelConfig& config) -> std::shared_ptr<CausalLM> {
     return std::make_shared<Gemma3ForCausalLM>(config);
   };

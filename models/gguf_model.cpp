@@ -121,6 +121,7 @@ LazyModel open_gguf_model_lazily(const std::string& path) {
       }
       value = unpermute_gguf_qk(value, *heads);
     }
+    if (const double offset = skeleton->family().gguf_value_offset(name); offset != 0.0) value = value - offset;
     return value;
   };
   return lazy;

@@ -9,6 +9,7 @@
 #include "export/export.h"
 #include "io/error.h"
 #include "io/text.h"
+#include "models/family.h"
 #include "tokenizer/chat_template.h"
 
 namespace retort::run {
@@ -66,8 +67,17 @@ TrainedModel build_model(const Recipe& recipe, const Info& info) {
   load.device = parse_device(recipe.model.device);
   trained.loaded = load_model(trained.path, load);
   for (const std::string& format : recipe.exports.formats) {
-    // Refused now rather than after training: a family without a GGUF form (Gemma 3 for now).
-    if (format == "gguf" || format == "gguf-lora") trained.model().gguf_architecture();
+    // Refused now rather than after training: a family without a GGUF form, or a model whose
+    // GGUF metadata could not say how it runs (the family's writer refuses it).
+    if (format == "gguf" || format == "gguf-lora") {
+      try {
+        gguf_architecture_metadata(trained.model().family(), trained.model().config());
+      } catch (const Error& error) {
+        const std::string where = error.context().key.empty() ? "" : " (" + error.context().key + ")";
+        throw bad_input("the model cannot be exported as " + format + ": " + error.message() + where)
+            .key("export.formats");
+      }
+    }
   }
   if (recipe.lora.enabled) {
     LoraSpec spec;

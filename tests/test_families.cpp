@@ -11,6 +11,8 @@
 #include "models/family.h"
 #include "models/registry.h"
 
+#include <map>
+
 namespace retort {
 namespace {
 
@@ -39,7 +41,7 @@ TEST(ModelFamilies, EveryArchitectureHasOneFamilyWithItsTables) {
     family_for_gguf("gpt2", "model.gguf");
     FAIL() << "gpt2 has a family";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("'gpt2' is not supported (supported: llama, qwen2, qwen3)"), std::string::npos)
+    EXPECT_NE(std::string(error.what()).find("'gpt2' is not supported (supported: llama, qwen2, qwen3, gemma3)"), std::string::npos)
         << error.what();
   }
 }
@@ -118,13 +120,30 @@ TEST(ModelFamilies, Gemma3LayersAndRopeBasesFromEitherConfigForm) {
                                 R"("hidden_activation": "silu")", R"("use_bidirectional_attention": true)"}) {
     EXPECT_THROW(parse_hf_config("{" + base + ", " + bad + "}", "bad.json"), Error) << bad;
   }
-  // No GGUF form yet: a GGUF export names the format to use instead.
-  try {
-    create_model(v5, "test")->gguf_architecture();
-    FAIL() << "Gemma 3 has a GGUF architecture";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("no GGUF form for Gemma3ForCausalLM"), std::string::npos) << error.what();
-  }
+  // GGUF: llama.cpp's gemma3 keys; a pattern other than every sixth layer global is spelled out.
+  const auto model = create_model(v5, "test");
+  EXPECT_EQ(model->gguf_architecture(), "gemma3");
+  EXPECT_EQ(model->gguf_tensor_name("model.layers.1.post_feedforward_layernorm.weight"), "blk.1.post_ffw_norm.weight");
+  EXPECT_EQ(model->family().gguf_value_offset("model.layers.1.self_attn.q_norm.weight"), 1.0);
+  EXPECT_EQ(model->family().gguf_value_offset("model.layers.1.self_attn.q_proj.weight"), 0.0);
+  auto metadata_of = [&](const ModelConfig& config) {
+    std::map<std::string, GgufValue> metadata;
+    for (auto& [key, value] : gguf_architecture_metadata(model->family(), config)) metadata.emplace(key, value);
+    return metadata;
+  };
+  ModelConfig gguf_ready = v5;
+  gguf_ready.query_pre_attn_scalar = 16.0;  // head_dim: what llama.cpp derives below 62 layers
+  const auto standard = metadata_of(gguf_ready);
+  EXPECT_EQ(std::get<uint32_t>(standard.at("gemma3.attention.sliding_window").data), 8u);
+  EXPECT_EQ(std::get<float>(standard.at("gemma3.rope.freq_base_swa").data), 10000.0f);
+  EXPECT_EQ(std::get<float>(standard.at("gemma3.rope.freq_base").data), 1000000.0f);
+  EXPECT_FALSE(standard.count("gemma3.attention.sliding_window_pattern"));
+  ModelConfig second_global = gguf_ready;
+  second_global.layer_attention[1] = global;
+  const auto spelled_out = metadata_of(second_global);
+  const auto& pattern = std::get<GgufArray>(spelled_out.at("gemma3.attention.sliding_window_pattern").data);
+  EXPECT_EQ(std::get<std::vector<bool>>(pattern.data), (std::vector<bool>{true, false, true, true, true, false}));
+  EXPECT_THROW(metadata_of(v5), Error);  // query_pre_attn_scalar 256 with head_dim 16
 }
 
 // A two-layer model on random weights: position 5's output reads tokens back to 5 - 2 * (w - 1)

@@ -66,6 +66,13 @@ std::string spm_model_proto_from_gguf(const GgufFile& gguf, bool literal) {
   trainer.int_field(41, id_or("tokenizer.ggml.bos_token_id", 1));
   trainer.int_field(42, id_or("tokenizer.ggml.eos_token_id", 2));
   trainer.int_field(43, id_or("tokenizer.ggml.padding_token_id", -1));
+  // SentencePiece finds its special ids by piece (bos_id() looks up bos_piece, "<s>" by default):
+  // name the pieces, or a vocabulary whose BOS is "<bos>" (Gemma) would have none.
+  for (const auto& [field, id] : {std::pair{45, unk}, std::pair{46, id_or("tokenizer.ggml.bos_token_id", 1)},
+                                  std::pair{47, id_or("tokenizer.ggml.eos_token_id", 2)},
+                                  std::pair{48, id_or("tokenizer.ggml.padding_token_id", -1)}}) {
+    if (id >= 0 && id < static_cast<int64_t>(tokens.size())) trainer.bytes_field(field, tokens[id]);
+  }
   model.bytes_field(2, trainer.bytes());
   ProtoWriter normalizer;
   normalizer.bytes_field(1, "identity");

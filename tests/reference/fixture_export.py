@@ -119,9 +119,10 @@ def main():
           "ggml-vocab-qwen2.gguf", qwen2_tokenizer, by_id["qwen2.5"],
           {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, seed=16, sharpen=2.0)
     # Gemma 3 (local then global layer, tied) on the same vocabulary and template: the exports and
-    # the distillation tests need a tokenizer, not Gemma's own.
-    build(out, "gemma3", Gemma3ForCausalLM,
-          Gemma3TextConfig(**SMALL, head_dim=16, query_pre_attn_scalar=24, vocab_size=151936, sliding_window=4,
+    # the distillation tests need a tokenizer, not Gemma's own. query_pre_attn_scalar = head_dim, the
+    # value llama.cpp derives (the model parity fixtures cover other values).
+    gemma3 = build(out, "gemma3", Gemma3ForCausalLM,
+          Gemma3TextConfig(**SMALL, head_dim=16, query_pre_attn_scalar=16, vocab_size=151936, sliding_window=4,
                            layer_types=["sliding_attention", "full_attention"], bos_token_id=None,
                            eos_token_id=151645, pad_token_id=151643),
           "ggml-vocab-qwen2.gguf", qwen2_tokenizer, by_id["qwen2.5"],
@@ -135,6 +136,7 @@ def main():
     (out / "llama2" / "tokenizer_config.json").write_text(
         (out / "llama2" / "tokenizer_config.json").read_text().replace("PreTrainedTokenizerFast", "LlamaTokenizer"))
     adapter(out, llama, "llama3-lora", use_dora=False, seed=13)
+    adapter(out, gemma3, "gemma3-lora", use_dora=False, seed=18)
     llama = LlamaForCausalLM.from_pretrained(out / "llama3").eval()
     adapter(out, llama, "llama3-dora", use_dora=True, seed=14)
     write_json(out / "texts.json", {"held_out": HELD_OUT, "probe": PROBE,
