@@ -222,7 +222,7 @@ ModelFamily gemma3_family() {
   ModelFamily family;
   family.name = "gemma3_text";
   family.hf_architectures = {"Gemma3ForCausalLM"};
-  family.default_chat_template = "gemma";
+  family.default_chat_template = "gemma3";
   family.read_hf_config = read_gemma3_config;
   family.write_hf_config = write_gemma3_config;
   family.gguf_architecture = "gemma3";

@@ -258,10 +258,9 @@ RenderedChat render_mistral(ChatFamily family, const std::vector<Message>& messa
   return std::move(out).finish();
 }
 
-RenderedChat render_gemma(const std::vector<Message>& messages, const ChatRenderOptions& options) {
-  reject_tools("gemma", messages, options);
-  // Gemma has no system role: like llama.cpp (and Gemma 3's template) the stripped system
-  // prompt opens the first user turn, followed by a blank line.
+RenderedChat render_gemma(const std::vector<Message>& messages, const ChatRenderOptions& options, GemmaSystem style) {
+  reject_tools(style == GemmaSystem::kAsWritten ? "gemma3" : "gemma", messages, options);
+  // Gemma has no system role: the system prompt opens the first user turn, followed by a blank line.
   const Message* system = messages[0].role == "system" ? &messages[0] : nullptr;
   const size_t first = system ? 1 : 0;
   SegmentBuilder out;
@@ -275,9 +274,12 @@ RenderedChat render_gemma(const std::vector<Message>& messages, const ChatRender
     const bool assistant = message.role == "assistant";
     out.special("<start_of_turn>", message.index, message.role);
     out.text(assistant ? "model\n" : "user\n", message.index, message.role);
-    // llama.cpp adds the prompt (and its blank line) only when it is not empty.
-    if (i == first && system && !python_strip(system->content).empty())
+    if (i == first && system && style == GemmaSystem::kAsWritten) {
+      out.text(system->content + "\n\n", system->index, "system");
+    } else if (i == first && system && !python_strip(system->content).empty()) {
+      // llama.cpp adds the stripped prompt (and its blank line) only when it is not empty.
       out.text(python_strip(system->content) + "\n\n", system->index, "system");
+    }
     out.text(python_strip(message.content), message.index, message.role, assistant);
     out.special("<end_of_turn>", message.index, message.role, assistant);
     out.text("\n", message.index, message.role);

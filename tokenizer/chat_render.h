@@ -68,6 +68,10 @@ RenderedChat render_qwen25(const std::vector<Message>& messages, const ChatRende
 RenderedChat render_qwen3(const std::vector<Message>& messages, const ChatRenderOptions& options);
 RenderedChat render_mistral(ChatFamily family, const std::vector<Message>& messages,
                             const ChatRenderOptions& options);
-RenderedChat render_gemma(const std::vector<Message>& messages, const ChatRenderOptions& options);
+// How a Gemma template puts the system prompt into the first user turn (Gemma has no system role):
+// stripped and only when not empty (llama.cpp's built-in Gemma format, used for Gemma 2, whose own
+// template refuses a system message), or as written followed by a blank line (Gemma 3's template).
+enum class GemmaSystem { kStrippedWhenGiven, kAsWritten };
+RenderedChat render_gemma(const std::vector<Message>& messages, const ChatRenderOptions& options, GemmaSystem system);
 
 }  // namespace retort::chat::detail

@@ -37,6 +37,7 @@ const std::vector<FamilyInfo>& families() {
       {ChatFamily::kMistralV3, "mistral-v3", "<s>", {"</s>"}},
       {ChatFamily::kMistralV3Tekken, "mistral-v3-tekken", "<s>", {"</s>"}},
       {ChatFamily::kGemma, "gemma", "<bos>", {"<end_of_turn>", "<eos>"}},
+      {ChatFamily::kGemma3, "gemma3", "<bos>", {"<end_of_turn>", "<eos>"}},
   };
   return kFamilies;
 }
@@ -86,6 +87,8 @@ std::optional<ChatFamily> detect_inst(std::string_view t) {
 std::optional<ChatFamily> detect_family(std::string_view t) {
   if (contains(t, "<|im_start|>")) return detect_chatml(t);
   if (t.starts_with("mistral") || contains(t, "[INST]")) return detect_inst(t);
+  // Gemma 3's template folds the system prompt, as written, into the first user turn.
+  if (contains(t, "<start_of_turn>") && contains(t, "first_user_prefix")) return ChatFamily::kGemma3;
   if (contains(t, "<start_of_turn>")) return ChatFamily::kGemma;
   if (contains(t, "<|start_header_id|>") && contains(t, "<|end_header_id|>")) {
     if (!contains(t, "Cutting Knowledge Date")) return ChatFamily::kLlama3;
@@ -177,7 +180,8 @@ RenderedChat ChatTemplate::render(const Json& messages, const ChatRenderOptions&
     case ChatFamily::kMistralV1:
     case ChatFamily::kMistralV3:
     case ChatFamily::kMistralV3Tekken: return detail::render_mistral(family_, checked, options);
-    case ChatFamily::kGemma: return detail::render_gemma(checked, options);
+    case ChatFamily::kGemma: return detail::render_gemma(checked, options, detail::GemmaSystem::kStrippedWhenGiven);
+    case ChatFamily::kGemma3: return detail::render_gemma(checked, options, detail::GemmaSystem::kAsWritten);
   }
   throw internal_error("unhandled chat family");
 }

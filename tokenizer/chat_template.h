@@ -68,6 +68,7 @@ enum class ChatFamily {
   kMistralV3,
   kMistralV3Tekken,  // Mistral Nemo
   kGemma,
+  kGemma3,
 };
 
 // A chat format: picked by name or recognised from a model's Jinja source, then rendered.

@@ -14,7 +14,8 @@ from pathlib import Path
 from oracle_util import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from retort_cache import TEMPLATE_FILES, llama_cpp_templates, smollm2_gguf as cached_gguf  # noqa: E402
+from retort_cache import (TEMPLATE_FILES, gemma3_chat_template, llama_cpp_templates,  # noqa: E402
+                          smollm2_gguf as cached_gguf)
 # Entries of test-chat-template.cpp, by the start of their .name.
 CPP_TEMPLATES = {"mistral_v1": "mistralai/Mistral-7B-Instruct-v0.2 (mistralai 'v1' template",
                  "mistral_v3": "Mistral-Large-Instruct-2407 (mistralai 'v3' template",
@@ -109,10 +110,12 @@ def with_string_arguments(messages):
     return result
 
 
-def conversations(tool_capable: bool, thinking: bool = False):
+def conversations(tool_capable: bool, thinking: bool = False, empty_system: bool = False):
     convs = {"basic": BASIC, "basic_system": [SYSTEM] + BASIC, "unicode": UNICODE,
              "unicode_system": [SYSTEM] + UNICODE, "single_user": BASIC[:1], "system_only_user": [SYSTEM] + BASIC[:1],
              "bad_alternation": [BASIC[0], BASIC[0]]}
+    if empty_system:  # Gemma 3 writes the system prompt as given, even an empty one
+        convs["empty_system"] = [{"role": "system", "content": ""}] + BASIC
     if tool_capable:
         convs.update({"tools": TOOL_CHAT, "tools_system": [SYSTEM] + TOOL_CHAT, "multi_call": MULTI_CALL_CHAT})
     if thinking:
@@ -169,6 +172,7 @@ def template_table():
         ("mistral-v1", cpp_template(cpp, CPP_TEMPLATES["mistral_v1"]), "mistral-v1", "<s>", "</s>", False, {}),
         ("llama2", LLAMA2_TEMPLATE, "llama2", "<s>", "</s>", False, {}),
         ("gemma2", files["google-gemma-2-2b-it.jinja"], "gemma", "<bos>", "<eos>", False, {}),
+        ("gemma3", gemma3_chat_template().read_text(encoding="utf-8"), "gemma3", "<bos>", "<eos>", False, {}),
     ]
     return templates, files, cpp, smollm2_gguf
 
@@ -183,7 +187,7 @@ def main():
     cases, recognition = [], []
     for template_id, source, family, bos, eos, tool_capable, extra in templates:
         recognition.append({"id": template_id, "source": source, "family": family})
-        for conv_name, messages in conversations(tool_capable, family == "qwen3").items():
+        for conv_name, messages in conversations(tool_capable, family == "qwen3", family == "gemma3").items():
             for generation in (False, True):
                 runs = [("", {})]
                 if family == "qwen3" and generation:

@@ -327,6 +327,19 @@ def main():
         token_cases.append({"template": "qwen3", "family": "qwen3", "tokenizer": tokenizer_paths["smollm2"],
                             "conversation": name, "messages": messages, "tools": tools or [], "ids": ids,
                             "labels": labels_for(ids, spans, ranges)})
+    # Gemma 3's template with the real Gemma-3-270M vocabulary (262k SentencePiece pieces), read by
+    # Retort from the GGUF and by HF tokenizers from transformers' conversion of it.
+    gemma3_gguf = retort_cache.gemma3_gguf()
+    gemma3_tokenizer = AutoTokenizer.from_pretrained(str(gemma3_gguf.parent), gguf_file=gemma3_gguf.name)
+    for name, messages in conversations(False).items():
+        try:
+            text, ranges = trained_ranges(by_id["gemma3"], messages, None)
+        except ValueError:
+            continue
+        ids, spans = hf_encode(gemma3_tokenizer, text)
+        token_cases.append({"template": "gemma3", "family": "gemma3", "tokenizer": str(gemma3_gguf),
+                            "conversation": name, "messages": messages, "tools": [], "ids": ids,
+                            "labels": labels_for(ids, spans, ranges)})
     write_json(out / "tokens.json", token_cases)
     write_json(out / "control_tokens.json", control_cases(pairs, by_id, hf, sp, tokenizer_paths, vocab))
 
