@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "io/error.h"
+#include "io/hub_cache.h"
 #include "io/text.h"
 
 namespace retort::cli {
@@ -116,6 +117,12 @@ ParsedArgs parse_command_args(const CommandSpec& spec, const std::vector<std::st
       message += "unexpected argument '" + parsed.positionals[spec.max_positionals] + "'";
     }
     throw bad_input(message + "\nusage: " + spec.usage);
+  }
+  // Models and adapters may be named by Hugging Face id and found in the local cache.
+  for (const char* name : {"model", "teacher", "adapter"}) {
+    if (auto it = parsed.values.find(name); it != parsed.values.end()) {
+      for (std::string& value : it->second) value = resolve_model_path(value, std::string("--") + name);
+    }
   }
   return parsed;
 }

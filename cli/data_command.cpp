@@ -165,7 +165,7 @@ CommandSpec data_command() {
           "Inspect a dataset as a recipe would see it: counts, masking, truncation.",
           "retort data inspect (--recipe R.yaml [key=value ...] | --model M --data F) [options]",
           {{"recipe", "R.yaml", "read the model, tokenizer and data settings from a recipe"},
-           {"model", "PATH", "model directory, tokenizer file or .gguf (with --data)"},
+           {"model", "PATH", "model directory, tokenizer file, .gguf or cached Hugging Face id (with --data)"},
            {"data", "FILE", "JSONL (or JSON array) dataset"},
            {"format", "chat|alpaca|text", "example format (default chat)"},
            {"template", "NAME", "chat template (default: recognised from the model)"},

@@ -43,7 +43,7 @@ CommandSpec export_command() {
   return {"export",
           "Export to HF safetensors, a PEFT adapter, GGUF or a GGUF LoRA adapter.",
           "retort export --model M [--adapter A] --format hf|peft|gguf|gguf-lora --out PATH [options]",
-          {{"model", "PATH", "base model: HF directory or .gguf"},
+          {{"model", "PATH", "base model: HF directory, .gguf or cached Hugging Face id (org/name)"},
            {"adapter", "DIR", "PEFT LoRA adapter (merged for hf and gguf; required for peft and gguf-lora)"},
            {"format", "hf|peft|gguf|gguf-lora", "what to write"},
            {"quant", "TYPE", "gguf: f32|f16|bf16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k (default f16); gguf-lora: f32|f16|bf16|q8_0 "

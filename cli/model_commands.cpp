@@ -25,7 +25,7 @@
 namespace retort::cli {
 namespace {
 
-const OptionSpec kModelOption{"model", "PATH", "HF model directory (config.json + safetensors) or .gguf file"};
+const OptionSpec kModelOption{"model", "PATH", "HF model directory (config.json + safetensors), .gguf file or cached Hugging Face id (org/name)"};
 const OptionSpec kAdapterOption{"adapter", "DIR", "PEFT LoRA/DoRA adapter directory to apply"};
 const OptionSpec kDtypeOption{"dtype", "TYPE", "float32 (default), bfloat16 or float16"};
 const OptionSpec kDeviceOption{"device", "DEV", "cpu (default), cuda or cuda:N"};

@@ -73,7 +73,7 @@ CommandSpec prune_command() {
   return {"prune",
           "Initialise a student from a teacher: keep some of its layers, optionally narrow its MLPs by importance.",
           "retort prune --model TEACHER (--keep-layers 0-5,11 | --depth N) [--mlp-width N] [--calibration FILE.jsonl] --out DIR",
-          {{"model", "PATH", "the teacher: HF model directory or .gguf file"},
+          {{"model", "PATH", "the teacher: HF model directory, .gguf file or cached Hugging Face id"},
            {"keep-layers", "LIST", "decoder layers kept, in order: indices and ranges like 0-5,9,11 (default: all)"},
            {"depth", "N", "keep the N layers that turn the residual stream most on the calibration text (block importance)"},
            {"mlp-width", "N", "neurons kept in every MLP, the most active on the calibration text (default: all)"},

@@ -249,7 +249,7 @@ CommandSpec tokenize_command() {
           "Show the ids and pieces a model's tokenizer produces; --chat renders a conversation with the model's "
           "chat template and shows each token's role.",
           "retort tokenize --model PATH (--text TEXT | --file FILE | --chat FILE.json) [options]",
-          {{"model", "PATH", "model directory, tokenizer file or .gguf"},
+          {{"model", "PATH", "model directory, tokenizer file, .gguf or cached Hugging Face id"},
            {"text", "TEXT", "text to tokenize"},
            {"file", "FILE", "file whose contents to tokenize"},
            {"chat", "FILE", "JSON conversation: [messages] or {\"messages\": [...], \"tools\": [...]}"},
@@ -268,7 +268,7 @@ CommandSpec chat_command() {
   return {"chat",
           "Interactive multi-turn chat with streaming output, using the model's chat template.",
           "retort chat --model PATH [options]   (commands: /reset, /system TEXT, /exit)",
-          {{"model", "PATH", "model directory or .gguf"},
+          {{"model", "PATH", "model directory, .gguf or cached Hugging Face id"},
            {"adapter", "DIR", "PEFT LoRA/DoRA adapter directory to apply"},
            {"template", "NAME", "chat template by name (default: recognised from the model)"},
            {"system", "TEXT", "system prompt"},

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "io/hub_cache.h"
 #include "io/error.h"
 #include "io/text.h"
 #include "models/family.h"
@@ -25,7 +26,8 @@ FormatOptions format_options(const DataSection& section) {
 }
 
 RecipeText load_recipe_text(const Recipe& recipe) {
-  const std::string path = expand_home(recipe.tokenizer.path.empty() ? recipe.model.path : recipe.tokenizer.path);
+  const std::string path = recipe.tokenizer.path.empty() ? resolve_model_path(recipe.model.path, "model.path")
+                                                       : resolve_model_path(recipe.tokenizer.path, "tokenizer.path");
   if (path.empty()) throw bad_input("no tokenizer: set model.path or tokenizer.path").key("model.path");
   RecipeText text;
   text.tokenizer = load_tokenizer(path);
@@ -37,7 +39,7 @@ RecipeText load_recipe_text(const Recipe& recipe) {
     try {
       source = chat::load_chat_template_source(path);
     } catch (const Error&) {
-      const std::string family_template = family_chat_template_of(expand_home(recipe.model.path));
+      const std::string family_template = family_chat_template_of(resolve_model_path(recipe.model.path, "model.path"));
       if (family_template.empty()) throw;
       text.chat_template = chat::ChatTemplate::by_name(family_template);  // the model has none of its own
       return text;

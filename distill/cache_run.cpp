@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "distill/vocabulary.h"
+#include "io/hub_cache.h"
 #include "io/error.h"
 #include "io/stop_signal.h"
 #include "io/hash.h"
@@ -76,7 +77,7 @@ TeacherCacheFormat cache_format(const DistillSection& distill) {
 }
 
 LoadedModel load_recipe_teacher(const Recipe& recipe) {
-  const std::string path = expand_home(recipe.distill.teacher);
+  const std::string path = resolve_model_path(recipe.distill.teacher, "distill.teacher");
   if (path.empty()) throw bad_input("no teacher model").key("distill.teacher");
   if (!fs::exists(path)) throw bad_input("the teacher model does not exist").file(path).key("distill.teacher");
   TeacherLoadOptions options;
@@ -269,7 +270,7 @@ TeacherCacheIdentity teacher_cache_identity(const Recipe& recipe, const ModelCon
                                             const data::RecipeText& text, const data::PreparedData& prepared) {
   TeacherCacheIdentity identity = data_identity(recipe, text, prepared);
   identity.teacher = recipe.distill.teacher;
-  identity.teacher_fingerprint = teacher_fingerprint(expand_home(recipe.distill.teacher), teacher_config);
+  identity.teacher_fingerprint = teacher_fingerprint(resolve_model_path(recipe.distill.teacher, "distill.teacher"), teacher_config);
   identity.teacher_dtype = recipe.distill.teacher_dtype +
                            (recipe.distill.teacher_quantize == "none" ? "" : " " + recipe.distill.teacher_quantize);
   return identity;

@@ -12,7 +12,7 @@ void describe(Recipe& r, ConfigVisitor& v) {
   v.field("name", r.name, "a name for the run");
   v.field("method", r.method, "sft, kd or kd_offline (default: sft, or what the distill section implies)");
   v.section("model", [&](ConfigVisitor& s) {
-    s.field("path", r.model.path, "HF model directory or .gguf file");
+    s.field("path", r.model.path, "HF model directory, .gguf file or Hugging Face id (org/name[@revision][/file]) in the local cache");
     s.choice("dtype", r.model.dtype, {"float32", "bfloat16", "float16"}, "weights' dtype");
     s.field("device", r.model.device, "cpu, cuda or cuda:N");
   });
@@ -97,7 +97,7 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("tensorboard", r.logging.tensorboard, "write TensorBoard event files");
   });
   v.section("distill", [&](ConfigVisitor& s) {
-    s.field("teacher", r.distill.teacher, "teacher model (HF directory or .gguf); empty: supervised fine-tuning");
+    s.field("teacher", r.distill.teacher, "teacher model (HF directory, .gguf or cached Hugging Face id); empty: supervised fine-tuning");
     s.choice("teacher_dtype", r.distill.teacher_dtype, {"float32", "bfloat16", "float16"},
              "teacher activations (and weights unless quantised)");
     s.choice("teacher_quantize", r.distill.teacher_quantize, {"none", "int8"},

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "export/export.h"
+#include "io/hub_cache.h"
 #include "io/error.h"
 #include "io/text.h"
 #include "models/family.h"
@@ -54,7 +55,7 @@ RunLoaders build_loaders(const Recipe& recipe, const RunData& data) {
 
 TrainedModel build_model(const Recipe& recipe, const Info& info) {
   TrainedModel trained;
-  trained.path = expand_home(recipe.model.path);
+  trained.path = resolve_model_path(recipe.model.path, "model.path");
   const uint64_t seed = static_cast<uint64_t>(recipe.training.seed);
   // The seed fixes the adapters' init and LoRA dropout.
   at::manual_seed(seed);
@@ -158,7 +159,7 @@ void prepare_output_dir(const Recipe& recipe) {
         .file(dir)
         .key("checkpoint.resume");
   }
-  const std::string model_path = expand_home(recipe.model.path);
+  const std::string model_path = resolve_model_path(recipe.model.path, "model.path");
   if (model_path.empty()) throw bad_input("no model: set model.path").key("model.path");
   if (!fs::exists(model_path)) throw bad_input("the model path does not exist").file(model_path).key("model.path");
 }

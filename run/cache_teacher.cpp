@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "distill/vocabulary.h"
+#include "io/hub_cache.h"
 #include "io/error.h"
 #include "io/text.h"
 #include "run/builders.h"
@@ -13,7 +14,7 @@ CacheOutcome run_cache_teacher(const Recipe& recipe, const CacheEvents& events) 
   const Info info = [&](const std::string& line) {
     if (events.info) events.info(line);
   };
-  const std::string teacher_path = expand_home(recipe.distill.teacher);
+  const std::string teacher_path = resolve_model_path(recipe.distill.teacher, "distill.teacher");
   TeacherCacheJob job;
   job.dir = expand_home(recipe.distill.teacher_cache);
   if (teacher_path.empty()) throw bad_input("cache-teacher needs the teacher model").key("distill.teacher");

@@ -3,6 +3,7 @@
 #include "distill/cache_run.h"
 #include "distill/kd_step.h"
 #include "distill/vocabulary.h"
+#include "io/hub_cache.h"
 #include "io/error.h"
 #include "io/text.h"
 
@@ -26,7 +27,7 @@ std::string kd_summary(const DistillSection& distill) {
 
 MethodStep online_step(const MethodContext& context) {
   const Recipe& recipe = context.recipe;
-  const std::string teacher_path = expand_home(recipe.distill.teacher);
+  const std::string teacher_path = resolve_model_path(recipe.distill.teacher, "distill.teacher");
   auto teacher = std::make_shared<LoadedModel>(load_recipe_teacher(recipe));
   if (recipe.distill.teacher_quantize != "none") {
     context.info("teacher weights: " + recipe.distill.teacher_quantize + ", " +

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "io/hub_cache.h"
 #include "io/stop_signal.h"
 #include "io/text.h"
 #include "models/loader.h"
@@ -67,7 +68,7 @@ RunOutcome run_recipe(const Recipe& recipe, const std::string& recipe_yaml, cons
   check_supported(recipe);
   const TrainingMethod& method = resolve_method(recipe);
   prepare_output_dir(recipe);
-  const std::string export_template = export_chat_template(recipe, expand_home(recipe.model.path));
+  const std::string export_template = export_chat_template(recipe, resolve_model_path(recipe.model.path, "model.path"));
 
   const RunData data(recipe);
   report_data(recipe, data, info);

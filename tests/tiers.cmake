@@ -34,7 +34,7 @@ retort_test_tier(unit ""
   CpuGemm.OtherDtypesKeepATensPath
   DataLoader.ValidationFractionHoldsOutDisjointExamples
   DistillLosses.ChunkedOverTheOutputProjectionEqualsUnchunked DistillLosses.BadSettingsAreRefusedWithTheValidOnes
-  GgufDequant.ParallelChunksEqualBlockByBlock GgufDequant.Fp16ConversionEqualsC10ForAllInputs
+  GgufDequant.ParallelChunksEqualBlockByBlock GgufDequant.Fp16ConversionEqualsC10ForAllInputs HubCache.*
   GgufModels.UnpermuteInvertsLlamaCppRowOrder ModelCli.UnsupportedArchitectureListsTheSupportedOnes
   SafetensorsBadInput.EveryMalformedFileIsRefusedWithFileAndTensor TensorBoard.Crc32cKnownValue
   TokenizerBadInput.UnsupportedModelTypeNamesFileAndKey)
@@ -55,7 +55,7 @@ retort_test_tier(e2e fixture_models ModelCli.LogitsCommandWritesTransformersLogi
 retort_test_tier(gpu fixture_models DistillCuda.*)
 retort_test_tier(oracle fixture_distill DistillLosses.EveryDivergenceAndGradientEqualsTheFloat64Formula
   DistillLosses.SparseWithEveryTokenEqualsDense)
-retort_test_tier(e2e fixture_export DistillCache.* DistillKd.* DistillRun.* DistillSyntheticData.* DistillTeacher.*
+retort_test_tier(e2e fixture_export HubCacheCli.* DistillCache.* DistillKd.* DistillRun.* DistillSyntheticData.* DistillTeacher.*
   DistillPrune.* ExportCli.* ExportPeft.*)
 retort_test_tier(e2e fixture_export+smollm2 ExportGguf.* ExportHf.* ExportSmolLM2.*)
 retort_test_tier(oracle fixture_export+smollm2 DistillVocabulary.*)
