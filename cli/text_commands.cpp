@@ -12,6 +12,7 @@
 #include "cli/model_commands.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "models/family.h"
 #include "models/generate.h"
 #include "lora/lora.h"
 #include "models/loader.h"
@@ -227,7 +228,17 @@ TextSide load_text_side(const std::string& model_path, const std::string& templa
   if (!template_name.empty()) {
     side.chat_template = chat::ChatTemplate::by_name(template_name);
   } else if (need_template) {
-    side.chat_template = chat::ChatTemplate::detect(chat::load_chat_template_source(model_path));
+    std::string source;
+    try {
+      source = chat::load_chat_template_source(model_path);
+    } catch (const Error&) {
+      // A base model without a template of its own: its family's, as training uses (data/).
+      const std::string family_template = family_chat_template_of(model_path);
+      if (family_template.empty()) throw;
+      side.chat_template = chat::ChatTemplate::by_name(family_template);
+      return side;
+    }
+    side.chat_template = chat::ChatTemplate::detect(source);
   }
   return side;
 }

@@ -31,6 +31,9 @@ void parse_rope(const HfConfigReader& reader, ModelConfig& config) {
     throw bad_input("expected an object or null").file(reader.source).key("rope_scaling");
   }
   if (scaling == nullptr) return;
+  // Per-layer-type parameters (Gemma 3's {"full_attention": {...}, "sliding_attention": {...}})
+  // name no type at the top: the family reads them.
+  if (!scaling->contains("rope_type") && !scaling->contains("type")) return;
   std::string type = "default";
   for (const char* key : {"rope_type", "type"}) {
     if (scaling->contains(key) && (*scaling)[key].is_string()) {

@@ -32,6 +32,7 @@ struct RopeConfig {
 struct LayerAttention {
   std::optional<int64_t> sliding_window;  // none: the whole context
   std::optional<double> rope_theta;       // none: the model's rope.theta (always set by attention_of)
+  bool scaled_rope = true;                // the model's rope scaling applies (not on Gemma 3's local layers)
   bool operator==(const LayerAttention&) const = default;
 };
 

@@ -26,12 +26,13 @@ at::Tensor RMSNorm::forward(const at::Tensor& x) const {
   return weight * (h * at::rsqrt(variance + eps_)).to(x.scalar_type());
 }
 
-at::Tensor rope_inverse_frequencies(const ModelConfig& config, std::optional<double> theta) {
+at::Tensor rope_inverse_frequencies(const ModelConfig& config, std::optional<double> theta, bool scaled) {
   const RopeConfig& rope = config.rope;
   const int64_t dim = config.head_dim;
   // Same ATen ops in the same order as modeling_rope_utils.py, for bit-identical values.
   at::Tensor inv_freq = at::pow(c10::Scalar(theta.value_or(rope.theta)), at::arange(0, dim, 2, at::kLong).to(at::kFloat) / dim)
                             .reciprocal();
+  if (!scaled) return inv_freq;
   if (!rope.frequency_divisors.empty()) {
     return inv_freq / at::tensor(rope.frequency_divisors, at::kFloat);  // as llama.cpp: theta / factor
   }
@@ -188,24 +189,22 @@ std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& inv_freq, const 
 
 }  // namespace
 
-AttentionInputs::AttentionInputs(const ModelConfig& config, const std::vector<std::pair<double, at::Tensor>>& inv_freqs,
+AttentionInputs::AttentionInputs(const ModelConfig& config, const std::vector<RopeFrequencies>& inv_freqs,
                                  const at::Tensor& positions, at::ScalarType dtype, int64_t batch, int64_t steps,
                                  int64_t past, const ForwardOptions& options, at::Device device) {
   const MaskFacts facts = mask_facts(options);
-  // One cos/sin pair per RoPE base, however many windows use it.
-  std::vector<std::pair<double, std::pair<at::Tensor, at::Tensor>>> tables;
-  for (const auto& [theta, inv_freq] : inv_freqs) {
-    tables.emplace_back(theta, rope_tables(inv_freq, positions, dtype, device));
-  }
+  // One cos/sin pair per RoPE (base and scaling), however many windows use it.
+  std::vector<std::pair<at::Tensor, at::Tensor>> tables;
+  for (const RopeFrequencies& rope : inv_freqs) tables.push_back(rope_tables(rope.inv_freq, positions, dtype, device));
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
     const LayerAttention spec = config.attention_of(layer);
     size_t index = 0;
     while (index < specs_.size() && !(specs_[index] == spec)) ++index;
     if (index == specs_.size()) {
-      const auto table =
-          std::find_if(tables.begin(), tables.end(), [&](const auto& t) { return t.first == *spec.rope_theta; });
-      if (table == tables.end()) throw internal_error("no RoPE frequencies for base " + std::to_string(*spec.rope_theta));
-      LayerInputs in{table->second.first, table->second.second, std::nullopt, false};
+      const auto rope = std::find_if(inv_freqs.begin(), inv_freqs.end(), [&](const auto& r) { return r.serves(spec); });
+      if (rope == inv_freqs.end()) throw internal_error("no RoPE frequencies for base " + std::to_string(*spec.rope_theta));
+      const auto& table = tables[static_cast<size_t>(rope - inv_freqs.begin())];
+      LayerInputs in{table.first, table.second, std::nullopt, false};
       in.mask = build_mask(spec.sliding_window, facts, batch, steps, past, options, device, in.causal);
       specs_.push_back(spec);
       inputs_.push_back(std::move(in));
@@ -222,13 +221,14 @@ void AttentionInputs::move_to(at::Device device) {
   }
 }
 
-std::vector<std::pair<double, at::Tensor>> rope_frequency_tables(const ModelConfig& config) {
-  std::vector<std::pair<double, at::Tensor>> tables;
+std::vector<RopeFrequencies> rope_frequency_tables(const ModelConfig& config) {
+  std::vector<RopeFrequencies> tables;
   for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
-    const double theta = *config.attention_of(layer).rope_theta;
-    bool known = false;
-    for (const auto& entry : tables) known = known || entry.first == theta;
-    if (!known) tables.emplace_back(theta, rope_inverse_frequencies(config, theta));
+    const LayerAttention spec = config.attention_of(layer);
+    if (std::none_of(tables.begin(), tables.end(), [&](const RopeFrequencies& r) { return r.serves(spec); })) {
+      tables.push_back({*spec.rope_theta, spec.scaled_rope,
+                        rope_inverse_frequencies(config, *spec.rope_theta, spec.scaled_rope)});
+    }
   }
   return tables;
 }

@@ -29,10 +29,18 @@ class RMSNorm : public torch::nn::Module {
 };
 
 // inv_freq [hd/2] float32 for the config's rope type at base `theta` (default: rope.theta),
-// computed exactly as transformers does.
-at::Tensor rope_inverse_frequencies(const ModelConfig& config, std::optional<double> theta = std::nullopt);
-// inv_freq for every RoPE base the config's layers use.
-std::vector<std::pair<double, at::Tensor>> rope_frequency_tables(const ModelConfig& config);
+// computed exactly as transformers does; `scaled` false: plain RoPE, the config's scaling ignored.
+at::Tensor rope_inverse_frequencies(const ModelConfig& config, std::optional<double> theta = std::nullopt,
+                                    bool scaled = true);
+// One RoPE the layers use: a base, with or without the model's scaling.
+struct RopeFrequencies {
+  double theta = 0;
+  bool scaled = true;
+  at::Tensor inv_freq;
+  bool serves(const LayerAttention& spec) const { return theta == *spec.rope_theta && scaled == spec.scaled_rope; }
+};
+// inv_freq for every RoPE the config's layers use.
+std::vector<RopeFrequencies> rope_frequency_tables(const ModelConfig& config);
 
 // x [B, h, T, hd] rotated: x * cos + rotate_half(x) * sin, with the sign folded into `signed_sin`.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& signed_sin);
@@ -84,7 +92,7 @@ class DecoderLayer : public torch::nn::Module {
 // The inputs of every layer of one forward pass, made once per distinct (window, RoPE base).
 class AttentionInputs {
  public:
-  AttentionInputs(const ModelConfig& config, const std::vector<std::pair<double, at::Tensor>>& inv_freqs,
+  AttentionInputs(const ModelConfig& config, const std::vector<RopeFrequencies>& inv_freqs,
                   const at::Tensor& positions, at::ScalarType dtype, int64_t batch, int64_t steps, int64_t past,
                   const ForwardOptions& options, at::Device device);
   const LayerInputs& of_layer(size_t layer) const { return inputs_[of_layer_[layer]]; }
@@ -160,7 +168,7 @@ class DecoderModel : public CausalLM {
   std::vector<DecoderLayer*> stack_;
   std::shared_ptr<Projection> tied_head_;  // over the embedding when tied (not registered)
   // inv_freq [hd/2] per RoPE base, float32; not buffers, so model->to(dtype) leaves them float32.
-  std::vector<std::pair<double, at::Tensor>> inv_freqs_;
+  std::vector<RopeFrequencies> inv_freqs_;
   at::Tensor checkpoint_anchor_;  // see checkpointed_layer
 };
 

@@ -15,14 +15,21 @@ using Json = nlohmann::json;
 constexpr double kGlobalTheta = 1000000.0, kLocalTheta = 10000.0;
 
 // The RoPE base of one layer type: v5's rope_parameters[type].rope_theta, else the legacy key.
-double layer_type_theta(const HfConfigReader& reader, const char* layer_type, const char* legacy_key, double fallback) {
+// Global layers may scale linearly (4B and larger: factor 8); local layers never do.
+double layer_type_theta(const HfConfigReader& reader, const char* layer_type, const char* legacy_key, double fallback,
+                        ModelConfig& config) {
   const Json& json = reader.json;
   if (json.contains("rope_parameters") && json["rope_parameters"].is_object() &&
       json["rope_parameters"].contains(layer_type) && json["rope_parameters"][layer_type].is_object()) {
     const Json& parameters = json["rope_parameters"][layer_type];
     const std::string type = parameters.value("rope_type", std::string("default"));
-    if (type != "default") {
-      throw bad_input("Gemma 3 RoPE scaling ('" + type + "' on " + layer_type + " layers) is not supported yet")
+    const bool global = std::string(layer_type) == "full_attention";
+    if (type == "linear" && global) {
+      config.rope.type = RopeScaling::kLinear;
+      config.rope.factor = reader.number(parameters, "factor", 1.0);
+    } else if (type != "default") {
+      throw bad_input("Gemma 3 RoPE scaling '" + type + "' on " + layer_type + " layers is not supported (supported: " +
+                      "linear on full_attention layers)")
           .file(reader.source)
           .key(std::string("rope_parameters.") + layer_type);
     }
@@ -37,11 +44,6 @@ void refuse_unsupported(const HfConfigReader& reader) {
   }
   if (reader.boolean("use_bidirectional_attention", false)) {
     throw bad_input("bidirectional attention is not supported").file(reader.source).key("use_bidirectional_attention");
-  }
-  if (reader.has("rope_scaling")) {
-    throw bad_input("Gemma 3 RoPE scaling on global layers (4B and larger) is not supported yet")
-        .file(reader.source)
-        .key("rope_scaling");
   }
   const std::string activation = reader.string("hidden_activation", "gelu_pytorch_tanh");
   if (activation != "gelu_pytorch_tanh") {
@@ -70,13 +72,20 @@ void read_gemma3_config(const HfConfigReader& reader, ModelConfig& config) {
   config.attention_bias = reader.boolean("attention_bias", false);
   config.o_proj_bias = config.attention_bias;
   config.query_pre_attn_scalar = reader.number(reader.json, "query_pre_attn_scalar", 256.0);
-  const double global = layer_type_theta(reader, "full_attention", "rope_theta", kGlobalTheta);
-  const double local = layer_type_theta(reader, "sliding_attention", "rope_local_base_freq", kLocalTheta);
+  // Legacy rope_scaling (read by parse_rope) scales the global layers only, as transformers does.
+  if (config.rope.type != RopeScaling::kDefault && config.rope.type != RopeScaling::kLinear) {
+    throw bad_input("Gemma 3 RoPE scaling '" + rope_scaling_name(config.rope.type) + "' is not supported (supported: " +
+                    "linear)")
+        .file(reader.source)
+        .key("rope_scaling");
+  }
+  const double global = layer_type_theta(reader, "full_attention", "rope_theta", kGlobalTheta, config);
+  const double local = layer_type_theta(reader, "sliding_attention", "rope_local_base_freq", kLocalTheta, config);
   config.rope.theta = global;
   const int64_t window = reader.integer("sliding_window", 4096);
   config.layer_attention.clear();
   for (const bool slides : sliding_layers(reader, config.num_hidden_layers)) {
-    config.layer_attention.push_back(slides ? LayerAttention{window, local} : LayerAttention{std::nullopt, global});
+    config.layer_attention.push_back(slides ? LayerAttention{window, local, false} : LayerAttention{std::nullopt, global});
   }
 }
 
@@ -138,11 +147,7 @@ double llama_cpp_query_pre_attn_scalar(const ModelConfig& config) {
 
 void read_gemma3_gguf(const GgufFile& file, ModelConfig& config) {
   const std::string p = "gemma3.";
-  if (config.rope.type != RopeScaling::kDefault) {
-    throw bad_input("Gemma 3 RoPE scaling on global layers (4B and larger) is not supported yet")
-        .file(file.path())
-        .key(p + "rope.scaling.type");
-  }
+  // rope.scaling (linear, read by config_from_gguf) applies to the global layers only, as in llama.cpp.
   if (const auto cap = file.find_f32(p + "final_logit_softcapping"); cap && *cap != 0.0f) {
     throw bad_input("logit soft-capping is not supported").file(file.path()).key(p + "final_logit_softcapping");
   }
@@ -154,7 +159,7 @@ void read_gemma3_gguf(const GgufFile& file, ModelConfig& config) {
   config.layer_attention.clear();
   if (window == 0) return;  // llama.cpp: no sliding window, every layer global
   for (const bool slides : gguf_sliding_layers(file, config.num_hidden_layers)) {
-    config.layer_attention.push_back(slides ? LayerAttention{window, local} : LayerAttention{std::nullopt, global});
+    config.layer_attention.push_back(slides ? LayerAttention{window, local, false} : LayerAttention{std::nullopt, global});
   }
 }
 

@@ -4,7 +4,7 @@
 // GGUF: llama.cpp's `gemma3` architecture (norm weights stored with Gemma's +1 folded in, one
 // sliding window, the local RoPE base in rope.freq_base_swa, every sixth layer global unless
 // attention.sliding_window_pattern says otherwise, the attention scale derived from the size).
-// Not yet: RoPE scaling on the global layers (Gemma 3 4B and larger), refused with a clear error.
+// Linear RoPE scaling (4B and larger) applies to the global layers only, in both forms.
 #pragma once
 
 #include "models/family.h"

@@ -105,7 +105,7 @@ TEST(ModelFamilies, Gemma3LayersAndRopeBasesFromEitherConfigForm) {
                                          "v5.json");
   const ModelConfig legacy = parse_hf_config("{" + base + R"(, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0})",
                                              "legacy.json");
-  const LayerAttention local{8, 10000.0}, global{std::nullopt, 1000000.0};
+  const LayerAttention local{8, 10000.0, false}, global{std::nullopt, 1000000.0};  // local: never RoPE-scaled
   const std::vector<LayerAttention> expected = {local, local, local, local, local, global};  // pattern 6
   EXPECT_EQ(v5.layer_attention, expected);
   EXPECT_EQ(legacy.layer_attention, expected);
@@ -116,10 +116,29 @@ TEST(ModelFamilies, Gemma3LayersAndRopeBasesFromEitherConfigForm) {
   EXPECT_EQ(again.layer_attention, expected);
   EXPECT_EQ(again.query_pre_attn_scalar, v5.query_pre_attn_scalar);
   EXPECT_EQ(again.tie_word_embeddings, true);
-  for (const std::string bad : {R"("final_logit_softcapping": 30.0)", R"("rope_scaling": {"rope_type": "linear", "factor": 8.0})",
+  for (const std::string bad : {R"("final_logit_softcapping": 30.0)", R"("rope_scaling": {"rope_type": "dynamic", "factor": 8.0})",
+                                R"("rope_parameters": {"sliding_attention": {"rope_type": "linear", "factor": 8.0}})",
                                 R"("hidden_activation": "silu")", R"("use_bidirectional_attention": true)"}) {
     EXPECT_THROW(parse_hf_config("{" + base + ", " + bad + "}", "bad.json"), Error) << bad;
   }
+  // Linear RoPE scaling (4B and larger) reaches the global layers only, in either config form.
+  const ModelConfig scaled = parse_hf_config("{" + base + R"(, "rope_scaling": {"rope_type": "linear", "factor": 8.0}})",
+                                             "scaled.json");
+  const ModelConfig scaled_v5 = parse_hf_config("{" + base + R"(, "rope_parameters": {
+      "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+      "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}})",
+                                                "scaled_v5.json");
+  EXPECT_EQ(scaled.layer_attention, expected);
+  EXPECT_EQ(scaled_v5.layer_attention, expected);
+  for (const ModelConfig& config : {scaled, scaled_v5}) {
+    EXPECT_EQ(config.rope.type, RopeScaling::kLinear);
+    EXPECT_EQ(config.rope.factor, 8.0);
+    const auto tables = rope_frequency_tables(config);
+    ASSERT_EQ(tables.size(), 2u);
+    EXPECT_TRUE(at::equal(tables[0].inv_freq, rope_inverse_frequencies(v5, 10000.0)));
+    EXPECT_TRUE(at::allclose(tables[1].inv_freq, rope_inverse_frequencies(v5, 1000000.0) / 8.0));
+  }
+  EXPECT_EQ(parse_hf_config(hf_config_json(scaled, "float32"), "again.json").rope.type, RopeScaling::kLinear);
   // GGUF: llama.cpp's gemma3 keys; a pattern other than every sixth layer global is spelled out.
   const auto model = create_model(v5, "test");
   EXPECT_EQ(model->gguf_architecture(), "gemma3");
@@ -180,8 +199,8 @@ TEST(ModelFamilies, LocalAndGlobalLayersEachSeeTheirOwnWindowAndRopeBase) {
   mixed.layer_attention = {local, global};
   const auto tables = rope_frequency_tables(mixed);
   ASSERT_EQ(tables.size(), 2u);
-  EXPECT_TRUE(at::equal(tables[1].second, rope_inverse_frequencies(mixed, 1000000.0)));
-  EXPECT_FALSE(at::equal(tables[0].second, tables[1].second));
+  EXPECT_TRUE(at::equal(tables[1].inv_freq, rope_inverse_frequencies(mixed, 1000000.0)));
+  EXPECT_FALSE(at::equal(tables[0].inv_freq, tables[1].inv_freq));
   mixed.layer_attention.pop_back();
   EXPECT_THROW(mixed.validate("test"), Error);
 }

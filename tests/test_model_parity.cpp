@@ -107,7 +107,7 @@ TEST_P(ModelParity, LossAndEveryGradientMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Transformers, ModelParity,
                          ::testing::Values("llama_gqa", "llama31_rope", "mistral_window", "qwen2_tied",
-                                           "qwen3_window", "qwen3_tied", "gemma3_local_global"));
+                                           "qwen3_window", "qwen3_tied", "gemma3_local_global", "gemma3_scaled"));
 
 }  // namespace
 }  // namespace retort

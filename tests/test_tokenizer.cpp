@@ -137,6 +137,94 @@ TEST(TokenizerSentencePiece, CorpusMatchesSentencePiece) {
   }
 }
 
+// Gemma 3's tokenizer.json (BPE over characters with byte fallback): HF tokenizers' decode gives
+// every corpus document back, and so must ours; its special ids carry Gemma's own names.
+TEST(TokenizerJson, Gemma3DecodeOfEncodeIsTheText) {
+  const auto tokenizer =
+      load_tokenizer((test::fixture_dir("tokenizer") / manifest().at("json").at("gemma3").get<std::string>()).string());
+  EXPECT_EQ(tokenizer->bos_id(), 2);
+  EXPECT_EQ(tokenizer->eos_id(), 1);
+  EXPECT_EQ(tokenizer->pad_id(), 0);
+  EXPECT_EQ(tokenizer->special_ids().unk, 3);
+  EXPECT_EQ(tokenizer->encode("Hi", true).front(), 2) << "<bos> from the TemplateProcessing post-processor";
+  size_t failures = 0, stream_failures = 0;
+  std::string first;
+  for (size_t i = 0; i < corpus().size(); ++i) {
+    const auto ids = tokenizer->encode(corpus()[i], false);
+    const std::string decoded = tokenizer->decode(ids);
+    if (decoded != corpus()[i] && failures++ == 0) first = "doc " + std::to_string(i) + ": " + decoded.substr(0, 120);
+    EXPECT_NO_THROW(token_byte_spans(*tokenizer, corpus()[i], ids)) << "doc " << i;
+    if (i % 10 != 0) continue;  // streaming re-decodes a window per token: a sample is enough
+    StreamDecoder stream(*tokenizer);
+    std::string joined;
+    for (TokenId id : ids) joined += stream.put(id);
+    stream_failures += joined + stream.finish() != decoded;
+  }
+  EXPECT_EQ(failures, 0u) << first;
+  EXPECT_EQ(stream_failures, 0u);
+}
+
+// A SentencePiece-style tokenizer.json made with HF tokenizers 0.23.3 (Llama 2's normalizer and
+// decoder; a Metaspace variant): byte fallback for "é" and "\n", unk for what has no byte
+// tokens (fused; HF emits the held unk after a byte-fallback character), Prepend after "<s>".
+// The ids and decodes are what tokenizers 0.23.3 gave for these files.
+TEST(TokenizerJson, SentencePieceStyleMatchesHfTokenizers) {
+  json file = json::parse(R"({"version": "1.0", "truncation": null, "padding": null,
+    "added_tokens": [
+      {"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false,
+       "normalized": false, "special": true},
+      {"id": 2, "content": "</s>", "single_word": false, "lstrip": false, "rstrip": false,
+       "normalized": false, "special": true}],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+                   {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    "pre_tokenizer": null,
+    "post_processor": {"type": "TemplateProcessing",
+      "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+      "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+      "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+      {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null,
+      "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+      "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "<0xC3>": 4, "<0xA9>": 5, "\u2581": 6, "h": 7, "e": 8,
+        "l": 9, "o": 10, "w": 11, "r": 12, "d": 13, "\u2581h": 14, "ll": 15, "ell": 16, "\u2581hell": 17,
+        "\u2581hello": 18, "or": 19, "wor": 20, "\u2581wor": 21, "ld": 22, "\u2581world": 23},
+      "merges": [["\u2581", "h"], ["l", "l"], ["e", "ll"], ["\u2581h", "ell"], ["\u2581hell", "o"], ["o", "r"],
+        ["w", "or"], ["\u2581", "wor"], ["l", "d"], ["\u2581wor", "ld"]]}})");
+  const std::string text = "hello world\né üé€ x <s>hello  wor";
+  test::TempDir dir;
+  auto load = [&](const json& contents) {
+    const fs::path path = dir.path() / "tokenizer.json";
+    std::ofstream(path) << contents.dump();
+    return load_tokenizer(path.string());
+  };
+  {
+    SCOPED_TRACE("Prepend + Replace normalizer");
+    const auto tokenizer = load(file);
+    const auto ids = tokenizer->encode(text, true);
+    EXPECT_EQ(ids, (std::vector<TokenId>{1, 18, 23, 3, 4, 5, 6, 4, 5, 0, 6, 0, 6, 1, 18, 6, 21}));
+    EXPECT_EQ(tokenizer->decode(ids, false), "<s> hello world\né é<unk> <unk> <s> hello  wor");
+    EXPECT_EQ(tokenizer->decode(ids, true), "hello world\né é<unk> <unk>  hello  wor");
+    EXPECT_EQ(tokenizer->encode("üü x", true), (std::vector<TokenId>{1, 6, 0, 6, 0}));
+    EXPECT_EQ(tokenizer->encode(" ", true), (std::vector<TokenId>{1, 6, 6}));
+    EXPECT_EQ(tokenizer->encode("<s>", true), (std::vector<TokenId>{1, 1}));
+    EXPECT_EQ(tokenizer->special_ids().unk, 0);
+    EXPECT_TRUE(tokenizer->adds_dummy_prefix());
+  }
+  {
+    SCOPED_TRACE("Metaspace pre-tokenizer, prepend_scheme first");
+    file["normalizer"] = nullptr;
+    file["pre_tokenizer"] = file["decoder"] = json::parse(
+        R"({"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": true})");
+    const auto tokenizer = load(file);
+    const auto ids = tokenizer->encode(text, true);
+    EXPECT_EQ(ids, (std::vector<TokenId>{1, 18, 23, 3, 4, 5, 6, 4, 5, 0, 6, 0, 6, 1, 7, 16, 10, 6, 21}));
+    EXPECT_EQ(tokenizer->decode(ids, false), "<s> hello world<0x0A><0xC3><0xA9> <0xC3><0xA9><unk> <unk> <s>hello  wor");
+    EXPECT_EQ(tokenizer->encode(" ", true), (std::vector<TokenId>{1, 6}));
+    EXPECT_EQ(tokenizer->encode("üü x", true), (std::vector<TokenId>{1, 6, 0, 6, 0}));
+  }
+}
+
 // Control-token strings read as text (ControlTokens::kLiteral): llama.cpp's special=false for GGUF
 // vocabularies, HF tokenizers' encode_special_tokens for tokenizer.json (and llama.cpp's ids for
 // the GGUF it was converted from), SentencePiece itself for .model files, llama.cpp's Llama 3 for

@@ -1,5 +1,6 @@
-// Byte-level BPE from HF tokenizer.json (docs/formats.md §6.2: BPE model, both merge forms,
-// Sequence/Split/ByteLevel pre-tokenizers, NFC, added_tokens, TemplateProcessing) and from
+// BPE from HF tokenizer.json (docs/formats.md §6.2, §6.2.1: BPE model, both merge forms,
+// Sequence/Split/ByteLevel/Metaspace pre-tokenizers, NFC/Replace/Prepend normalizers, the
+// decoders of SentencePiece-converted vocabularies, added_tokens, TemplateProcessing) and from
 // Meta's tiktoken rank files (§6.3: base64 token + rank; merges recovered by replaying BPE
 // over the ranks, as HF's TikTokenConverter does; Llama 3 special tokens as in llama-models).
 #include <nlohmann/json.hpp>
@@ -46,6 +47,25 @@ SplitBehavior parse_behavior(const std::string& name, const std::string& path) {
   throw bad_input("unsupported Split behavior '" + name + "'").file(path).key("pre_tokenizer.behavior");
 }
 
+// HF's prepend_scheme, or the add_prefix_space flag of files written before it existed.
+PrependScheme parse_prepend_scheme(const json& node, const std::string& path, const std::string& key) {
+  if (!node.contains("prepend_scheme")) {
+    return node.value("add_prefix_space", true) ? PrependScheme::kAlways : PrependScheme::kNever;
+  }
+  const std::string name = node.at("prepend_scheme").get<std::string>();
+  if (name == "always") return PrependScheme::kAlways;
+  if (name == "first") return PrependScheme::kFirst;
+  if (name == "never") return PrependScheme::kNever;
+  throw bad_input("unsupported Metaspace prepend_scheme '" + name + "'").file(path).key(key);
+}
+
+// A Replace normalizer's or decoder's literal pattern ({"String": ...}; regexes are not supported).
+std::string literal_pattern(const json& node, const std::string& path, const std::string& key) {
+  const json& pattern = node.at("pattern");
+  if (!pattern.contains("String")) throw bad_input("only String patterns are supported in Replace").file(path).key(key);
+  return pattern.at("String").get<std::string>();
+}
+
 // Flattens the pre_tokenizer tree into split steps; returns whether a ByteLevel step exists.
 bool add_pre_tokenizer(const json& node, BpeSpec& spec, const std::string& path) {
   if (node.is_null()) return false;
@@ -76,6 +96,20 @@ bool add_pre_tokenizer(const json& node, BpeSpec& spec, const std::string& path)
     if (node.value("use_regex", true)) spec.splits.push_back({kGpt2Pattern, SplitBehavior::kIsolated});
     return true;
   }
+  if (type == "Metaspace") {
+    // Its rewrite runs before every split step, so it has to come first.
+    if (!spec.splits.empty() || spec.metaspace) {
+      throw bad_input("Metaspace is only supported as the first pre-tokenizer").file(path).key("pre_tokenizer");
+    }
+    Metaspace metaspace;
+    metaspace.replacement = node.value("replacement", metaspace.replacement);
+    metaspace.prepend = parse_prepend_scheme(node, path, "pre_tokenizer.prepend_scheme");
+    spec.metaspace = metaspace;
+    if (node.value("split", true)) {
+      spec.splits.push_back({quote_regex(metaspace.replacement), SplitBehavior::kMergedWithNext});
+    }
+    return false;
+  }
   throw bad_input("unsupported pre_tokenizer type '" + type + "'").file(path).key("pre_tokenizer.type");
 }
 
@@ -83,12 +117,55 @@ void add_normalizer(const json& node, BpeSpec& spec, const std::string& path) {
   if (node.is_null()) return;
   const std::string type = node.value("type", "");
   if (type == "NFC") {
+    // NFC runs before the rewrites (BpeTokenizer::normalize).
+    if (!spec.rewrites.empty()) {
+      throw bad_input("NFC after Replace or Prepend is not supported").file(path).key("normalizer");
+    }
     spec.nfc = true;
   } else if (type == "Sequence") {
     for (const json& step : node.at("normalizers")) add_normalizer(step, spec, path);
+  } else if (type == "Replace") {
+    spec.rewrites.push_back({TextRewrite::Kind::kReplace, literal_pattern(node, path, "normalizer.pattern"),
+                             node.at("content").get<std::string>()});
+  } else if (type == "Prepend") {
+    spec.rewrites.push_back({TextRewrite::Kind::kPrepend, "", node.at("prepend").get<std::string>()});
   } else {
     throw bad_input("unsupported normalizer type '" + type + "'").file(path).key("normalizer.type");
   }
+}
+
+// The decoder of a vocabulary that is not byte-level, flattened into steps.
+void add_decoder(const json& node, BpeSpec& spec, const std::string& path) {
+  if (node.is_null()) return;
+  const std::string type = node.value("type", "");
+  DecodeStep step;
+  if (type == "Sequence") {
+    for (const json& inner : node.at("decoders")) add_decoder(inner, spec, path);
+    return;
+  }
+  if (type == "Replace") {
+    step.kind = DecodeStep::Kind::kReplace;
+    step.pattern = literal_pattern(node, path, "decoder.pattern");
+    step.content = node.at("content").get<std::string>();
+  } else if (type == "ByteFallback") {
+    step.kind = DecodeStep::Kind::kByteFallback;
+  } else if (type == "Fuse") {
+    step.kind = DecodeStep::Kind::kFuse;
+  } else if (type == "Strip") {
+    step.kind = DecodeStep::Kind::kStrip;
+    step.content = node.at("content").get<std::string>();
+    step.start = node.value("start", size_t{0});
+    step.stop = node.value("stop", size_t{0});
+  } else if (type == "Metaspace") {
+    step.kind = DecodeStep::Kind::kMetaspace;
+    step.pattern = node.value("replacement", Metaspace().replacement);
+    step.strip_first = parse_prepend_scheme(node, path, "decoder.prepend_scheme") != PrependScheme::kNever;
+  } else {
+    throw bad_input("unsupported decoder type '" + type + "' for a BPE that is not byte-level")
+        .file(path)
+        .key("decoder.type");
+  }
+  spec.decoders.push_back(step);
 }
 
 // TemplateProcessing "single": the special tokens before and after the sequence $A.
@@ -138,12 +215,13 @@ void guess_special_ids(BpeSpec& spec, const std::unordered_map<std::string, Toke
     }
     return std::nullopt;
   };
+  // Gemma's vocabulary also has "<s>" and "</s>" (as ordinary HTML tags): its own names go first.
   if (!spec.prefix.empty()) spec.ids.bos = spec.prefix.front();
-  if (!spec.ids.bos) spec.ids.bos = find({"<|begin_of_text|>", "<s>", "<|startoftext|>"});
-  spec.ids.eos = find({"<|end_of_text|>", "<|endoftext|>", "</s>", "<|im_end|>"});
-  spec.ids.eot = find({"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>"});
+  if (!spec.ids.bos) spec.ids.bos = find({"<|begin_of_text|>", "<bos>", "<s>", "<|startoftext|>"});
+  spec.ids.eos = find({"<|end_of_text|>", "<|endoftext|>", "<eos>", "</s>", "<|im_end|>"});
+  spec.ids.eot = find({"<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<end_of_turn>"});
   spec.ids.pad = find({"<|finetune_right_pad_id|>", "<pad>", "<|pad|>", "<|endoftext|>"});
-  spec.ids.unk = find({"<unk>", "<|unk|>"});
+  spec.ids.unk = spec.byte_level || !spec.unk ? find({"<unk>", "<|unk|>"}) : spec.unk;
 }
 
 }  // namespace
@@ -155,7 +233,27 @@ bool is_byte_level_bpe_json(const std::string& path) {
   return dump.find("\"ByteLevel\"") != std::string::npos;
 }
 
-BpeSpec bpe_spec_from_tokenizer_json(const std::string& path) {
+namespace {
+
+// The model's BPE options beyond vocab and merges.
+void add_model_options(const json& model, BpeSpec& spec, const std::unordered_map<std::string, TokenId>& ids,
+                       const std::string& path) {
+  spec.ignore_merges = model.value("ignore_merges", false);
+  spec.byte_fallback = model.value("byte_fallback", false);
+  spec.fuse_unk = model.value("fuse_unk", false);
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    if (auto it = ids.find(model["unk_token"].get<std::string>()); it != ids.end()) spec.unk = it->second;
+  }
+  for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (!spec.byte_level && model.contains(key) && model[key].is_string() && !model[key].get<std::string>().empty()) {
+      throw bad_input(std::string("BPE with a ") + key + " is not supported")
+          .file(path)
+          .key(std::string("model.") + key);
+    }
+  }
+}
+
+BpeSpec spec_from_json(const std::string& path) {
   const json root = parse_json(path);
   try {
     const json& model = root.at("model");
@@ -189,13 +287,11 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& path) {
       spec.raw_decode[token.id] = true;
     }
     add_merges(model.value("merges", json::array()), spec);
-    spec.ignore_merges = model.value("ignore_merges", false);
     add_normalizer(root.value("normalizer", json()), spec, path);
-    if (!add_pre_tokenizer(root.value("pre_tokenizer", json()), spec, path)) {
-      throw bad_input("only byte-level BPE is implemented for tokenizer.json (no ByteLevel pre-tokenizer)")
-          .file(path)
-          .key("pre_tokenizer");
-    }
+    // Without a ByteLevel step BPE runs over characters (SentencePiece vocabularies converted by HF).
+    spec.byte_level = add_pre_tokenizer(root.value("pre_tokenizer", json()), spec, path);
+    if (!spec.byte_level) add_decoder(root.value("decoder", json()), spec, path);
+    add_model_options(model, spec, ids, path);
     add_post_processor(root.value("post_processor", json()), spec, path);
     guess_special_ids(spec, ids);
     return spec;
@@ -204,8 +300,18 @@ BpeSpec bpe_spec_from_tokenizer_json(const std::string& path) {
   }
 }
 
+}  // namespace
+
+BpeSpec bpe_spec_from_tokenizer_json(const std::string& path) {
+  BpeSpec spec = spec_from_json(path);
+  if (!spec.byte_level) {
+    throw bad_input("not a byte-level BPE tokenizer.json (no ByteLevel pre-tokenizer)").file(path).key("pre_tokenizer");
+  }
+  return spec;
+}
+
 std::unique_ptr<Tokenizer> load_bpe_tokenizer_json(const std::string& path) {
-  return std::make_unique<BpeTokenizer>(bpe_spec_from_tokenizer_json(path));
+  return std::make_unique<BpeTokenizer>(spec_from_json(path));
 }
 
 namespace {

@@ -40,6 +40,11 @@ def make_models():
             **COMMON, head_dim=16, query_pre_attn_scalar=24, sliding_window=8,
             layer_types=["sliding_attention", "full_attention"], rope_theta=1000000.0,
             rope_local_base_freq=10000.0)),
+        # Gemma 3 4B-style RoPE: the global layers scale linearly (factor 8), the local ones do not.
+        "gemma3_scaled": (Gemma3ForCausalLM, Gemma3TextConfig(
+            **COMMON, head_dim=16, query_pre_attn_scalar=16, sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"], rope_theta=1000000.0,
+            rope_local_base_freq=10000.0, rope_scaling={"rope_type": "linear", "factor": 8.0})),
     }
 
 

@@ -139,13 +139,14 @@ def main():
     manifest = {"vocab_dir": str(vocab_dir), "cases": gguf_cases(vocab_dir, out), "gguf": {}, "json": {}, "spm": {}}
     ggufs = {name: vocab_dir / f"ggml-vocab-{name}.gguf" for name in BPE_VOCABS + SPM_VOCABS}
     ggufs["smollm2"] = cached_gguf()
+    ggufs["gemma3"] = retort_cache.gemma3_gguf()  # Gemma 3's 262k SentencePiece vocabulary
     for name, path in ggufs.items():
         if path.exists():
             write_ids(out, f"gguf-{name}", llama_cpp_ids(path, docs, out, f"gguf-{name}"))
             manifest["gguf"][name] = str(path)
     # tokenizer.json made by transformers' GGUF conversion (offline), checked against HF tokenizers.
     from transformers import AutoTokenizer
-    for name in ["smollm2", "llama-bpe", "qwen2"]:
+    for name in ["smollm2", "llama-bpe", "qwen2", "gemma3"]:
         path = ggufs[name]
         hf = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         folder = out / f"hf-{name}"
