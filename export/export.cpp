@@ -14,6 +14,7 @@
 #include "io/error.h"
 #include "io/gguf.h"
 #include "lora/lora.h"
+#include "models/family.h"
 #include "models/loader.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -30,13 +31,16 @@ constexpr std::pair<const char*, ExportFormat> kFormats[] = {
 bool is_gguf_path(const std::string& path) { return fs::path(path).extension() == ".gguf"; }
 
 // The Jinja template to store: --chat-template (a .jinja file, a tokenizer_config.json, a model
-// directory or .gguf), else the model's own, else none (a base model).
+// directory or .gguf), else the model's own, else its family's format (a base model is chatted
+// with, and fine-tuned, in it: data/, `retort chat`), else none.
 std::optional<std::string> chosen_chat_template(const ExportOptions& options) {
   if (!options.chat_template.empty()) return chat::load_chat_template_source(options.chat_template);
   try {
     return chat::load_chat_template_source(options.model_path);
   } catch (const Error&) {
-    return std::nullopt;  // the model has no chat template of its own
+    const std::string family_template = family_chat_template_of(options.model_path);
+    if (family_template.empty()) return std::nullopt;
+    return chat::ChatTemplate::by_name(family_template).jinja_source();
   }
 }
 

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iostream>
 #include <functional>
 #include <map>
 
 #include "io/error.h"
+#include "tests/test_support.h"
 #include "tests/test_support_fixtures.h"
 #include "tokenizer/chat_template.h"
 
@@ -245,6 +247,25 @@ TEST(ChatTemplate, LoadsStoredTemplates) {
   const std::string gguf_source = load_chat_template_source(sources["smollm2_gguf"].get<std::string>());
   EXPECT_EQ(gguf_source, sources["smollm2_template"]);
   EXPECT_EQ(ChatTemplate::detect(gguf_source).name(), "smollm2");
+}
+
+// A base model (Gemma-3-270M ships no template) is fine-tuned and chatted with in its family's
+// format; its exports carry a Jinja template Retort writes for that format, which transformers
+// must render exactly as Google's own Gemma 3 template.
+TEST(ChatTemplate, Gemma3TemplateWeWriteRendersLikeGooglesTemplate) {
+  const auto dir = test::fixture_dir("chat_templates");
+  const Json sources = read_json(dir / "sources.json");
+  const std::optional<std::string> jinja = ChatTemplate::by_name("gemma3").jinja_source();
+  ASSERT_TRUE(jinja.has_value());
+  EXPECT_EQ(detect_chat_template_name(*jinja), "gemma3");
+  EXPECT_FALSE(ChatTemplate::by_name("llama3").jinja_source().has_value());  // such models ship theirs
+  test::TempDir temp;
+  const std::string ours = (temp.path() / "gemma3.jinja").string();
+  std::ofstream(ours, std::ios::binary) << *jinja;
+  const test::CommandResult result = test::run_reference_script(
+      "check_chat_template_source.py", {ours, sources["gemma3_template"].get<std::string>(), "<bos>", "<eos>"});
+  EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
+  std::cout << result.out;
 }
 
 }  // namespace

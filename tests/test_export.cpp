@@ -212,6 +212,25 @@ TEST(ExportGguf, AModelLlamaCppWouldRunDifferentlyIsRefusedBeforeTraining) {
   EXPECT_FALSE(fs::exists(dir.path() / "run" / "metrics.jsonl"));
 }
 
+// A base model without a chat template (Gemma-3-270M's GGUF from PyPI has none) is trained and
+// chatted with in its family's format: its GGUF export stores a Jinja template for that format
+// (checked against Google's by ChatTemplate.Gemma3TemplateWeWriteRendersLikeGooglesTemplate) and
+// its Modelfile an Ollama template, so llama.cpp and Ollama prompt it as it was trained.
+TEST(ExportGemma3, ABaseModelWithoutATemplateShipsItsFamilysFormat) {
+  test::TempDir dir;
+  const std::string base =
+      Json::parse(read_text_file((test::fixture_dir("gemma3") / "gemma3.json").string()))["gguf"].get<std::string>();
+  const std::string out = (dir.path() / "base.gguf").string();
+  expect_export({"--model", base, "--format", "gguf", "--quant", "q8_0", "--out", out});
+  const auto file = GgufFile::open(out);
+  EXPECT_EQ(file->get_string("tokenizer.chat_template"), *chat::ChatTemplate::by_name("gemma3").jinja_source());
+  const std::string modelfile = read_text_file(out + ".Modelfile");
+  EXPECT_NE(modelfile.find("<start_of_turn>user"), std::string::npos) << modelfile;
+  EXPECT_NE(modelfile.find("PARAMETER stop \"<end_of_turn>\""), std::string::npos) << modelfile;
+  const test::CommandResult check = python("check_modelfile.py", {out, out + ".Modelfile"});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+}
+
 // A PEFT adapter (rsLoRA, all seven projections) as a GGUF LoRA, on Llama 3 (Q/K rows permuted)
 // and Gemma 3: llama.cpp applying it to the base F16 GGUF continues a prompt as our merged model does.
 TEST(ExportGguf, LoraAdapterAppliesInLlamaCpp) {

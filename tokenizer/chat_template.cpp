@@ -164,6 +164,33 @@ std::vector<std::string> ChatTemplate::stop_strings() const { return info_for(fa
 
 std::string ChatTemplate::bos_token() const { return info_for(family_).bos; }
 
+// Gemma 3's format: the system prompt as given plus a blank line opens the first user turn, the
+// assistant speaks as "model", content is trimmed, roles alternate. (Recognised as gemma3 by
+// detect_family: <start_of_turn> with first_user_prefix.)
+constexpr const char* kGemma3Jinja = R"JINJA({{- bos_token -}}
+{%- set first_user_prefix = '' -%}
+{%- set turns = messages -%}
+{%- if messages and messages[0]['role'] == 'system' -%}
+{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+{%- set turns = messages[1:] -%}
+{%- endif -%}
+{%- for message in turns -%}
+{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+{{- raise_exception('Gemma 3 conversations alternate user and assistant turns after an optional system message') -}}
+{%- endif -%}
+{{- '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' -}}
+{%- if loop.first -%}{{- first_user_prefix -}}{%- endif -%}
+{{- message['content'] | trim -}}
+{{- '<end_of_turn>\n' -}}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{- '<start_of_turn>model\n' -}}{%- endif -%}
+)JINJA";
+
+std::optional<std::string> ChatTemplate::jinja_source() const {
+  if (family_ == ChatFamily::kGemma3) return std::string(kGemma3Jinja);
+  return std::nullopt;
+}
+
 RenderedChat ChatTemplate::render(const Json& messages, const ChatRenderOptions& options) const {
   if (!options.tools.is_array()) throw bad_input("tools must be a JSON array").key("tools");
   std::vector<detail::Message> checked = detail::validate_messages(messages);

@@ -88,6 +88,10 @@ class ChatTemplate {
   std::vector<std::string> stop_strings() const;
   // The BOS text the rendering starts with ("" for ChatML formats, which have none).
   std::string bos_token() const;
+  // A Jinja template (written for Retort) that renders this format, stored in exports of a model
+  // that has no template of its own but is chatted with in its family's format; nullopt for
+  // formats whose models always ship their template.
+  std::optional<std::string> jinja_source() const;
 
   // `messages`: [{"role": "system"|"user"|"assistant"|"tool", "content": "...",
   //   "tool_calls": [{"type": "function", "id": "...", "function": {"name": "...",

@@ -121,6 +121,10 @@ TokenLoss causal_lm_loss(const at::Tensor& hidden, const Projection& head, const
     inputs = inputs.index_select(0, counted);
     targets = targets.index_select(0, counted);
   }
+  if (chunk_tokens <= 0) {
+    constexpr int64_t kChunkLogits = int64_t{1} << 26;  // values per chunk of logits (and of their gradient)
+    chunk_tokens = std::clamp<int64_t>(kChunkLogits / std::max<int64_t>(1, head.out_features()), 64, 1024);
+  }
   // Cross-entropy's gradient has a closed form (softmax - one_hot): no autograd per chunk.
   loss.sum = run_chunked(
       inputs, head,

@@ -26,8 +26,10 @@ struct TokenLoss {
 // kIgnoreIndex where nothing is learned). The output projection `head` [V, H] (its base weight) is applied
 // `chunk_tokens` rows at a time; with autograd the gradients are formed chunk by chunk in the
 // forward pass, so the float32 [tokens x V] logits are never all alive, forward or backward.
+// chunk_tokens 0: as many rows as keep one chunk's logits near 64M values (256 MB in float32):
+// 1024 rows up to a 64k vocabulary, 256 for Gemma's 262k.
 TokenLoss causal_lm_loss(const at::Tensor& hidden, const Projection& head, const at::Tensor& labels,
-                         int64_t chunk_tokens = 1024);
+                         int64_t chunk_tokens = 0);
 
 // The summed loss of logits = inputs @ W^T (inputs [N, H], the head's weight W [V, H], dense or
 // quantized) taken `chunk_tokens` rows at a time: `chunk_loss(logits [n, V] float32, start)` returns

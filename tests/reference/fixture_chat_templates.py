@@ -248,7 +248,8 @@ def main():
     (out / "jinja_dir" / "chat_template.jinja").write_text(files["google-gemma-2-2b-it.jinja"], encoding="utf-8")
     write_json(out / "sources.json", {"smollm2_gguf": smollm2_gguf, "smollm2_template": smollm2,
                                       "qwen25_template": files["Qwen-Qwen2.5-7B-Instruct.jinja"],
-                                      "llama2_template": LLAMA2_TEMPLATE})
+                                      "llama2_template": LLAMA2_TEMPLATE,
+                                      "gemma3_template": str(gemma3_chat_template())})
     errors = sum("error" in case for case in cases)
     print(f"{len(cases)} cases ({errors} rejected by their template), {len(recognition)} recognition sources")
 
