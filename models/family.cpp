@@ -26,6 +26,22 @@ const std::vector<ModelFamily>& model_families() {
   return families;
 }
 
+std::vector<TensorNameRule> shared_gguf_names() {
+  return {
+      {"model.embed_tokens.weight", "token_embd.weight"},
+      {"model.norm.weight", "output_norm.weight"},
+      {"lm_head.weight", "output.weight"},
+  };
+}
+
+std::vector<TensorNameRule> shared_gguf_projection_names() {
+  return {
+      {"self_attn.q_proj.", "attn_q."},   {"self_attn.k_proj.", "attn_k."}, {"self_attn.v_proj.", "attn_v."},
+      {"self_attn.o_proj.", "attn_output."}, {"mlp.gate_proj.", "ffn_gate."}, {"mlp.up_proj.", "ffn_up."},
+      {"mlp.down_proj.", "ffn_down."},
+  };
+}
+
 const ModelFamily* find_family_for_architecture(const std::string& hf_architecture) {
   for (const ModelFamily& family : model_families()) {
     for (const std::string& name : family.hf_architectures) {

@@ -65,6 +65,11 @@ struct ModelFamily {
   double gguf_value_offset(const std::string& hf_name) const;
 };
 
+// The HF <-> GGUF names every decoder family shares: embeddings, final norm and output head
+// (whole names), and the attention and MLP projections (inside decoder layer N).
+std::vector<TensorNameRule> shared_gguf_names();
+std::vector<TensorNameRule> shared_gguf_projection_names();
+
 // Every registered family, in registration order.
 const std::vector<ModelFamily>& model_families();
 // The family building config.json `architectures[0]`; bad_input naming `source` and listing them.

@@ -199,26 +199,15 @@ void write_gemma3_gguf(const ModelConfig& config, GgufMetadata& out) {
 
 // HF <-> GGUF tensor names (llama.cpp's gemma3 tensors).
 void add_gguf_names(ModelFamily& family) {
-  family.gguf_names = {
-      {"model.embed_tokens.weight", "token_embd.weight"},
-      {"model.norm.weight", "output_norm.weight"},
-      {"lm_head.weight", "output.weight"},
-  };
-  family.gguf_layer_names = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"self_attn.q_proj.", "attn_q."},
-      {"self_attn.k_proj.", "attn_k."},
-      {"self_attn.v_proj.", "attn_v."},
-      {"self_attn.o_proj.", "attn_output."},
-      {"self_attn.q_norm.", "attn_q_norm."},
-      {"self_attn.k_norm.", "attn_k_norm."},
-      {"post_attention_layernorm.weight", "post_attention_norm.weight"},
-      {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
-      {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
-      {"mlp.gate_proj.", "ffn_gate."},
-      {"mlp.up_proj.", "ffn_up."},
-      {"mlp.down_proj.", "ffn_down."},
-  };
+  family.gguf_names = shared_gguf_names();
+  family.gguf_layer_names = shared_gguf_projection_names();
+  family.gguf_layer_names.insert(family.gguf_layer_names.end(),
+                                 {{"input_layernorm.weight", "attn_norm.weight"},
+                                  {"self_attn.q_norm.", "attn_q_norm."},
+                                  {"self_attn.k_norm.", "attn_k_norm."},
+                                  {"post_attention_layernorm.weight", "post_attention_norm.weight"},
+                                  {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+                                  {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"}});
 }
 
 }  // namespace

@@ -11,22 +11,10 @@ ModelFamily llama_like_family(std::string name, std::string hf_architecture, std
   family.hf_architectures = {std::move(hf_architecture)};
   family.gguf_architecture = std::move(gguf_architecture);
   family.gguf_permutes_qk = permutes_qk;
-  family.gguf_names = {
-      {"model.embed_tokens.weight", "token_embd.weight"},
-      {"model.norm.weight", "output_norm.weight"},
-      {"lm_head.weight", "output.weight"},
-  };
-  family.gguf_layer_names = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"self_attn.q_proj.", "attn_q."},
-      {"self_attn.k_proj.", "attn_k."},
-      {"self_attn.v_proj.", "attn_v."},
-      {"self_attn.o_proj.", "attn_output."},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.", "ffn_gate."},
-      {"mlp.up_proj.", "ffn_up."},
-      {"mlp.down_proj.", "ffn_down."},
-  };
+  family.gguf_names = shared_gguf_names();
+  family.gguf_layer_names = shared_gguf_projection_names();
+  family.gguf_layer_names.push_back({"input_layernorm.weight", "attn_norm.weight"});
+  family.gguf_layer_names.push_back({"post_attention_layernorm.weight", "ffn_norm.weight"});
   family.read_hf_config = [](const HfConfigReader& reader, ModelConfig& config) {
     config.vocab_size = reader.integer("vocab_size", 32000);
     config.intermediate_size = reader.integer("intermediate_size", 11008);

@@ -16,6 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from retort_cache import gemma3_gguf  # noqa: E402
 
+from fixture_smollm2 import llama_cpp_greedy
 from oracle_util import write_json
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
@@ -45,17 +46,8 @@ def llama_cpp_reference(path: Path) -> dict:
     prompts, continuations = [], []
     for text in PROMPTS:
         ids = llm.tokenize(text.encode(), add_bos=True, special=False)
-        llm.reset()
-        llm.eval(ids)
-        generated = []
-        for _ in range(NEW_TOKENS):
-            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-            generated.append(token)
-            if token == llm.token_eos():
-                break
-            llm.eval([token])
         prompts.append(ids)
-        continuations.append(generated)
+        continuations.append(llama_cpp_greedy(llm, ids, NEW_TOKENS))
     eval_ids, rows = [], []
     for text in EVAL_TEXTS:
         ids = llm.tokenize(text.encode(), add_bos=True, special=False)

@@ -20,6 +20,20 @@ EVAL_TEXTS = ["The quick brown fox jumps over the lazy dog while the farmer watc
               "To make a simple tomato sauce, soften garlic in olive oil, add crushed tomatoes and simmer."]
 
 
+def llama_cpp_greedy(llm, prompt: list[int], new_tokens: int) -> list[int]:
+    """llama.cpp's greedy continuation of `prompt` (from a reset context), stopping at its EOS."""
+    llm.reset()
+    llm.eval(prompt)
+    generated = []
+    for _ in range(new_tokens):
+        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        generated.append(token)
+        if token == llm.token_eos():
+            break
+        llm.eval([token])
+    return generated
+
+
 def main():
     out = Path(sys.argv[1])
     from llama_cpp import Llama  # imported late: the package is big and only needed here
@@ -28,14 +42,7 @@ def main():
     llm = Llama(model_path=str(gguf_path), n_ctx=256, n_threads=2, n_batch=256, logits_all=True, verbose=False,
                 seed=0)
     prompt = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
-    llm.eval(prompt)
-    generated = []
-    for _ in range(NEW_TOKENS):
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        generated.append(token)
-        if token == llm.token_eos():
-            break
-        llm.eval([token])
+    generated = llama_cpp_greedy(llm, prompt, NEW_TOKENS)
     # Mean next-token loss over plain texts (for `retort eval` on {"text": ...} lines).
     loss_sum, tokens = 0.0, 0
     for text in EVAL_TEXTS:
