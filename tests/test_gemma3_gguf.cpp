@@ -7,12 +7,14 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <iostream>
 
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "models/generate.h"
 #include "models/loader.h"
+#include "tests/test_support.h"
 #include "tests/test_support_fixtures.h"
 #include "tokenizer/tokenizer.h"
 
@@ -137,6 +139,22 @@ TEST_F(Gemma3Gguf, EvalLossEqualsTransformersAndIsNearLlamaCpps) {
   std::cout << "mean loss: retort " << loss << ", transformers " << transformers << ", llama.cpp " << llama_cpp << "\n";
   EXPECT_NEAR(loss, transformers, 1e-4 * transformers);
   EXPECT_NEAR(loss, llama_cpp, kLlamaCppLossTolerance * llama_cpp);
+}
+
+// `retort eval` on the held-out texts (one {"text"} per line, BOS added as llama.cpp does): the
+// same tokens and mean loss as transformers, and a perplexity within the measured distance of llama.cpp's.
+TEST(Gemma3Cli, EvalPerplexityEqualsTransformersAndIsNearLlamaCpps) {
+  const Json reference = Json::parse(read_text_file((test::fixture_dir("gemma3") / "gemma3.json").string()));
+  const test::CommandResult result =
+      test::run_retort({"eval", "--model", reference["gguf"].get<std::string>(), "--data",
+                        (test::fixture_dir("gemma3") / "eval.jsonl").string(), "--json", "--batch-size", "2"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const Json json = Json::parse(result.out);
+  EXPECT_EQ(json["tokens"].get<int64_t>(), reference["eval_tokens"].get<int64_t>());
+  const double transformers = reference["transformers_eval_loss"].get<double>();
+  const double llama_cpp = reference["llama_cpp_eval_loss"].get<double>();
+  EXPECT_NEAR(json["loss"].get<double>(), transformers, 1e-4 * transformers);
+  EXPECT_NEAR(std::log(json["perplexity"].get<double>()), llama_cpp, kLlamaCppLossTolerance * llama_cpp);
 }
 
 }  // namespace

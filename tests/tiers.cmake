@@ -63,7 +63,7 @@ retort_test_tier(oracle fixture_export+smollm2 DistillVocabulary.*)
 retort_test_tier(e2e fixture_smollm2 DistillRecipe.* RunCli.* TextCli.*)
 retort_test_tier(oracle fixture_smollm2 SmolLM2.*)
 retort_test_tier(oracle fixture_gemma3 Gemma3Gguf.*)
-retort_test_tier(e2e fixture_gemma3 ExportGemma3.*)
+retort_test_tier(e2e fixture_gemma3 ExportGemma3.* Gemma3Cli.*)
 retort_test_tier(oracle fixture_gguf GgufReader.* GgufTypes.* GgufDequant.EveryTensorEqualsGgufPyBitForBit
   GgufDequant.UnsupportedTypesNameTheTensorAndTheSupportedOnes GgufDequant.LoadingAMissingTensorNamesIt)
 retort_test_tier(oracle fixture_gguf_models GgufModels.LogitsEqualTransformersOnTheStoredWeights
