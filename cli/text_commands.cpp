@@ -10,9 +10,9 @@
 #include <iostream>
 
 #include "cli/model_commands.h"
+#include "data/dataset.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
-#include "models/family.h"
 #include "models/generate.h"
 #include "lora/lora.h"
 #include "models/loader.h"
@@ -228,17 +228,7 @@ TextSide load_text_side(const std::string& model_path, const std::string& templa
   if (!template_name.empty()) {
     side.chat_template = chat::ChatTemplate::by_name(template_name);
   } else if (need_template) {
-    std::string source;
-    try {
-      source = chat::load_chat_template_source(model_path);
-    } catch (const Error&) {
-      // A base model without a template of its own: its family's, as training uses (data/).
-      const std::string family_template = family_chat_template_of(model_path);
-      if (family_template.empty()) throw;
-      side.chat_template = chat::ChatTemplate::by_name(family_template);
-      return side;
-    }
-    side.chat_template = chat::ChatTemplate::detect(source);
+    side.chat_template = data::model_chat_template(model_path, model_path);  // as training uses
   }
   return side;
 }

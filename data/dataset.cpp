@@ -25,9 +25,22 @@ FormatOptions format_options(const DataSection& section) {
   return options;
 }
 
+chat::ChatTemplate model_chat_template(const std::string& template_path, const std::string& model_path) {
+  std::string source;
+  try {
+    source = chat::load_chat_template_source(template_path);
+  } catch (const Error&) {
+    const std::string family_template = family_chat_template_of(model_path);
+    if (family_template.empty()) throw;
+    return chat::ChatTemplate::by_name(family_template);
+  }
+  return chat::ChatTemplate::detect(source);
+}
+
 RecipeText load_recipe_text(const Recipe& recipe) {
-  const std::string path = recipe.tokenizer.path.empty() ? resolve_model_path(recipe.model.path, "model.path")
-                                                       : resolve_model_path(recipe.tokenizer.path, "tokenizer.path");
+  const std::string model_path = resolve_model_path(recipe.model.path, "model.path");
+  const std::string path =
+      recipe.tokenizer.path.empty() ? model_path : resolve_model_path(recipe.tokenizer.path, "tokenizer.path");
   if (path.empty()) throw bad_input("no tokenizer: set model.path or tokenizer.path").key("model.path");
   RecipeText text;
   text.tokenizer = load_tokenizer(path);
@@ -35,16 +48,7 @@ RecipeText load_recipe_text(const Recipe& recipe) {
   if (!recipe.tokenizer.chat_template.empty()) {
     text.chat_template = chat::ChatTemplate::by_name(recipe.tokenizer.chat_template);
   } else if (format.format == ExampleFormat::kChat || format.prompt_template == "chat") {
-    std::string source;
-    try {
-      source = chat::load_chat_template_source(path);
-    } catch (const Error&) {
-      const std::string family_template = family_chat_template_of(resolve_model_path(recipe.model.path, "model.path"));
-      if (family_template.empty()) throw;
-      text.chat_template = chat::ChatTemplate::by_name(family_template);  // the model has none of its own
-      return text;
-    }
-    text.chat_template = chat::ChatTemplate::detect(source);
+    text.chat_template = model_chat_template(path, model_path);
   }
   return text;
 }

@@ -23,6 +23,10 @@ struct RecipeText {
 // A model carrying no template of its own takes its family's built-in one (models/family.h), read
 // only then; a family without one is refused.
 RecipeText load_recipe_text(const Recipe& recipe);
+// The chat format for a model: the template stored with `template_path` (the tokenizer's folder or
+// file, usually the model itself), else, for a base model without one, its family's format
+// (models/family.h), which it is trained and chatted in. The loader's error when neither exists.
+chat::ChatTemplate model_chat_template(const std::string& template_path, const std::string& model_path);
 EncodeOptions encode_options(const DataSection& section);
 
 struct DatasetSplit {
