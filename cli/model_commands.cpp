@@ -29,6 +29,9 @@ const OptionSpec kModelOption{"model", "PATH", "HF model directory (config.json 
 const OptionSpec kAdapterOption{"adapter", "DIR", "PEFT LoRA/DoRA adapter directory to apply"};
 const OptionSpec kDtypeOption{"dtype", "TYPE", "float32 (default), bfloat16 or float16"};
 const OptionSpec kDeviceOption{"device", "DEV", "cpu (default), cuda or cuda:N"};
+const OptionSpec kQuantizeOption{"quantize", "Q",
+                                 "keep the decoder projections quantized in memory: none (default), int8, nf4, or keep "
+                                 "(a .gguf file's own blocks)"};
 
 LoadedModel load_from_args(const ParsedArgs& args) {
   const auto path = args.get("model");
@@ -36,6 +39,8 @@ LoadedModel load_from_args(const ParsedArgs& args) {
   LoadOptions options;
   options.dtype = parse_dtype(args.get_or("dtype", "float32"));
   options.device = parse_device(args.get_or("device", "cpu"));
+  options.quantize = parse_base_quantization(args.get_or("quantize", "none"), "--quantize");
+  options.quantize_key = "--quantize";
   LoadedModel loaded = load_model(*path, options);
   if (const auto adapter = args.get("adapter")) load_peft_adapter(*loaded.model, *adapter);
   return loaded;
@@ -265,7 +270,8 @@ CommandSpec generate_command() {
            {"samples-per-prompt", "N", "with --prompts: answers per prompt (default 1)"},
            {"batch-size", "N", "with --prompts: prompts generated together (default 8)"},
            kDtypeOption,
-           kDeviceOption},
+           kDeviceOption,
+           kQuantizeOption},
           0,
           0,
           run_generate};
@@ -281,7 +287,8 @@ CommandSpec logits_command() {
            {"out", "FILE", "output .safetensors (written atomically)"},
            {"all-positions", "", "logits for every position [T, V] (default: the last one, [1, V])"},
            kDtypeOption,
-           kDeviceOption},
+           kDeviceOption,
+           kQuantizeOption},
           0,
           0,
           run_logits};
@@ -298,7 +305,8 @@ CommandSpec eval_command() {
            {"batch-size", "N", "sequences per forward pass (default 8)"},
            {"json", "", "print {\"loss\", \"perplexity\", \"tokens\", \"sequences\"}"},
            kDtypeOption,
-           kDeviceOption},
+           kDeviceOption,
+           kQuantizeOption},
           0,
           0,
           run_eval};

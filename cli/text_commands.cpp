@@ -142,6 +142,8 @@ int run_chat(const ParsedArgs& args) {
   LoadOptions load;
   load.dtype = parse_dtype(args.get_or("dtype", "float32"));
   load.device = parse_device(args.get_or("device", "cpu"));
+  load.quantize = parse_base_quantization(args.get_or("quantize", "none"), "--quantize");
+  load.quantize_key = "--quantize";
   const LoadedModel loaded = load_model(*model_path, load);
   if (const auto adapter = args.get("adapter")) load_peft_adapter(*loaded.model, *adapter);
   SamplingOptions sampling = sampling_from_args(args, 256);
@@ -279,6 +281,7 @@ CommandSpec chat_command() {
            {"top-p", "P", "nucleus sampling mass"},
            {"seed", "S", "sampling seed"},
            {"dtype", "TYPE", "float32 (default), bfloat16 or float16"},
+           {"quantize", "Q", "keep the decoder projections quantized in memory: none (default), int8, nf4, or keep"},
            {"device", "DEV", "cpu (default), cuda or cuda:N"},
            kControlTokensOption},
           0,

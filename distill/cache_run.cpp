@@ -82,7 +82,7 @@ LoadedModel load_recipe_teacher(const Recipe& recipe) {
   if (!fs::exists(path)) throw bad_input("the teacher model does not exist").file(path).key("distill.teacher");
   TeacherLoadOptions options;
   options.dtype = parse_dtype(recipe.distill.teacher_dtype);
-  options.int8 = parse_teacher_quantize(recipe.distill.teacher_quantize);
+  options.quantize = parse_base_quantization(recipe.distill.teacher_quantize, "distill.teacher_quantize");
   options.devices.clear();
   for (const std::string& device : recipe.distill.teacher_devices) options.devices.push_back(parse_device(device));
   if (options.devices.empty()) options.devices.push_back(parse_device(recipe.model.device));

@@ -8,12 +8,6 @@
 
 namespace retort {
 
-bool parse_teacher_quantize(const std::string& name) {
-  if (name == "none") return false;
-  if (name == "int8") return true;
-  throw bad_input("unknown teacher quantisation '" + name + "'; valid: none, int8").key("distill.teacher_quantize");
-}
-
 std::vector<c10::Device> split_layers(int64_t layers, const std::vector<c10::Device>& devices) {
   if (devices.empty()) throw internal_error("no devices to place the teacher on");
   const int64_t count = static_cast<int64_t>(devices.size());
@@ -37,23 +31,28 @@ LoadedModel load_teacher(const std::string& path, const TeacherLoadOptions& opti
     if (name.rfind(prefix, 0) == 0) return layers[static_cast<size_t>(std::stoll(name.substr(prefix.size())))];
     return name.rfind("model.embed_tokens", 0) == 0 ? options.devices.front() : options.devices.back();
   };
-  std::map<std::string, std::shared_ptr<Projection>> quantised;
-  if (options.int8) {
-    for (auto& [module_path, projection] : projections_of(model)) {
-      if (module_path.rfind("model.layers.", 0) == 0) quantised[module_path + ".weight"] = projection;
-    }
+  if (options.quantize == BaseQuantization::kKeep && !lazy.from_gguf) {
+    throw bad_input("teacher_quantize 'keep' keeps a GGUF file's own blocks, and this teacher is not a .gguf file")
+        .file(path)
+        .key("distill.teacher_quantize");
   }
+  const std::map<std::string, Projection*> quantized =
+      options.quantize == BaseQuantization::kNone ? std::map<std::string, Projection*>{}
+                                                  : decoder_projection_weights(model);
   c10::NoGradGuard no_grad;
   for (auto& item : model.named_parameters()) {
     at::Tensor& parameter = item.value();
     parameter.set_requires_grad(false);
-    at::Tensor value = lazy.load(item.key());  // CPU, one tensor at a time
     const c10::Device device = device_of(item.key());
-    if (auto found = quantised.find(item.key()); found != quantised.end()) {
-      parameter.set_data(value.to(at::kFloat));
-      found->second->quantize_int8(options.dtype, device);  // on CPU, then the int8 rows move
-    } else {
-      parameter.set_data(value.to(device, options.dtype));
+    try {
+      if (auto found = quantized.find(item.key()); found != quantized.end()) {
+        LoadOptions load{options.dtype, device, options.quantize, "distill.teacher_quantize"};
+        load_quantized_projection(lazy, item.key(), *found->second, load, path);
+      } else {
+        parameter.set_data(lazy.load(item.key()).to(device, options.dtype));  // CPU, one tensor at a time
+      }
+    } catch (const Error& error) {
+      throw error.with_defaults({path, -1, "", lazy.from_gguf ? model.gguf_tensor_name(item.key()) : item.key()});
     }
   }
   model.set_layer_devices(options.devices.size() > 1 ? layers : std::vector<c10::Device>{});

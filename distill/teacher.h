@@ -1,6 +1,7 @@
 // Loading a frozen teacher that may not fit one GPU in bfloat16: weights streamed from the file one
-// tensor at a time, decoder projections optionally quantised to per-channel weight-only int8 on
-// the way (a 70B teacher: about 70 GB instead of 140), and decoder layers optionally spread over
+// tensor at a time, decoder projections optionally kept quantized (int8 rows: a 70B teacher in
+// about 70 GB instead of 140; nf4: about 38 GB; keep: a GGUF teacher's blocks as stored), and
+// decoder layers optionally spread over
 // several devices in contiguous blocks (a per-layer device map; CausalLM::set_layer_devices).
 #pragma once
 
@@ -16,12 +17,9 @@ namespace retort {
 
 struct TeacherLoadOptions {
   at::ScalarType dtype = at::kBFloat16;  // activations, and weights that are not quantised
-  bool int8 = false;                     // decoder projections in weight-only int8
+  BaseQuantization quantize = BaseQuantization::kNone;  // decoder projections kept quantized
   std::vector<c10::Device> devices = {c10::kCPU};  // layers split evenly in order; embedding first, head last
 };
-
-// "none" | "int8"; bad_input otherwise.
-bool parse_teacher_quantize(const std::string& name);
 
 // The device of each of `layers` decoder layers: contiguous, near-equal blocks in `devices` order.
 std::vector<c10::Device> split_layers(int64_t layers, const std::vector<c10::Device>& devices);

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstring>
 #include <set>
 
 #include "io/error.h"
@@ -123,6 +124,18 @@ LazyModel open_gguf_model_lazily(const std::string& path) {
     }
     if (const double offset = skeleton->family().gguf_value_offset(name); offset != 0.0) value = value - offset;
     return value;
+  };
+  lazy.load_blocks = [file, skeleton, path](const std::string& name) {
+    const GgufTensorInfo& info = *file->find_tensor(skeleton->gguf_tensor_name(name));
+    const int64_t rows = info.n_elements() / info.ne[0];
+    const int64_t row_bytes = static_cast<int64_t>(info.n_bytes) / rows;
+    at::Tensor blocks = at::empty({rows, row_bytes}, at::kByte);
+    std::memcpy(blocks.data_ptr<uint8_t>(), file->tensor_data(info), info.n_bytes);
+    if (const auto heads = skeleton->gguf_permuted_heads(name)) {
+      if (rows % (2 * *heads) != 0) throw bad_input("first dimension is not heads x head_dim").file(path).tensor(info.name);
+      blocks = unpermute_gguf_qk(blocks, *heads);  // whole rows move; the blocks are unchanged
+    }
+    return std::make_pair(info.type, blocks);
   };
   return lazy;
 }

@@ -40,14 +40,24 @@ void Projection::quantize_int8(at::ScalarType activation_dtype, at::Device devic
   const at::Tensor w = dense_weight(at::kFloat);
   const at::Tensor scale = at::clamp_min(w.abs().amax(1) / 127.0, 1e-12);  // [out]
   const at::Tensor q = at::round(w / scale.unsqueeze(1)).clamp_(-127, 127).to(at::kChar);
-  weight.set_requires_grad(false);
-  weight.set_data(q.to(device));
-  const at::Tensor weight_scale = register_buffer("weight_scale", scale.to(device, activation_dtype));
-  storage_ = int8_rows_storage(weight, weight_scale);
+  use_quantized(q, {{"scale", scale.to(activation_dtype)}}, device,
+                [](const at::Tensor& codes, const std::vector<at::Tensor>& buffers) {
+                  return int8_rows_storage(codes, buffers[0]);
+                });
   if (bias.defined()) {
     bias.set_requires_grad(false);
     bias.set_data(bias.to(device, activation_dtype));
   }
+}
+
+void Projection::use_quantized(const at::Tensor& codes, const std::vector<std::pair<std::string, at::Tensor>>& buffers,
+                               at::Device device, const StorageBuilder& build) {
+  c10::NoGradGuard no_grad;
+  weight.set_requires_grad(false);
+  weight.set_data(codes.to(device));
+  std::vector<at::Tensor> registered;
+  for (const auto& [name, value] : buffers) registered.push_back(register_buffer("weight_" + name, value.to(device)));
+  storage_ = build(weight, registered);
 }
 
 void Projection::fold_in(const at::Tensor& delta) {

@@ -6,7 +6,11 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "models/weight_storage.h"
 
@@ -46,6 +50,13 @@ class Projection : public torch::nn::Module {
   // row), frozen; activations stay in `activation_dtype`. Halves bfloat16 weight memory. The
   // rows are computed where the weight is and the result placed on `device`.
   void quantize_int8(at::ScalarType activation_dtype, at::Device device);
+  // Freezes the weight into a quantized storage: `codes` becomes the registered "weight" (frozen)
+  // and each of `buffers` a buffer "weight_<name>", all moved to `device`; `build` then makes the
+  // storage over those registered tensors, so moving the module moves what the storage reads.
+  using StorageBuilder =
+      std::function<std::shared_ptr<WeightStorage>(const at::Tensor& codes, const std::vector<at::Tensor>& buffers)>;
+  void use_quantized(const at::Tensor& codes, const std::vector<std::pair<std::string, at::Tensor>>& buffers,
+                     at::Device device, const StorageBuilder& build);
 
   // Folds a weight delta in (an adapter merged for inference) and takes it back out. A dense
   // weight is updated in place (W += delta, then W -= delta); a quantized one is stood in for by

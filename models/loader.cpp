@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "io/error.h"
@@ -100,9 +101,76 @@ LazyModel open_model_lazily(const std::string& path) {
   return lazy;
 }
 
+std::map<std::string, Projection*> decoder_projection_weights(CausalLM& model) {
+  std::map<std::string, Projection*> found;
+  for (const auto& item : model.named_modules()) {
+    auto* projection = dynamic_cast<Projection*>(item.value().get());
+    if (projection != nullptr && item.key().rfind("model.layers.", 0) == 0) found[item.key() + ".weight"] = projection;
+  }
+  return found;
+}
+
+void load_quantized_projection(LazyModel& lazy, const std::string& name, Projection& projection,
+                               const LoadOptions& options, const std::string& path) {
+  if (options.quantize == BaseQuantization::kKeep) {
+    auto [type, blocks] = lazy.load_blocks(name);
+    if (type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16) {
+      projection.weight.set_data(lazy.load(name).to(options.device, options.dtype));
+      projection.weight.set_requires_grad(false);
+      return;
+    }
+    if (!keepable_ggml_type(type)) {
+      throw bad_input("block type " + ggml_type_name(type) + " cannot be kept as stored (supported: " +
+                      keepable_ggml_type_names() + "); use nf4 or int8 instead")
+          .file(path)
+          .tensor(lazy.skeleton->gguf_tensor_name(name))
+          .key(options.quantize_key);
+    }
+    keep_projection_blocks(projection, type, blocks, options.dtype, options.device);
+    return;
+  }
+  projection.weight.set_data(lazy.load(name).to(at::kFloat));  // CPU, one tensor at a time
+  if (options.quantize == BaseQuantization::kNf4) {
+    quantize_projection_nf4(projection, options.dtype, options.device);
+  } else {
+    projection.quantize_int8(options.dtype, options.device);
+  }
+}
+
+namespace {
+
+LoadedModel load_quantized_model(const std::string& path, const LoadOptions& options) {
+  LazyModel lazy = open_model_lazily(path);
+  if (options.quantize == BaseQuantization::kKeep && !lazy.from_gguf) {
+    throw bad_input("quantize 'keep' keeps a GGUF file's own blocks, and this model is not a .gguf file; use nf4 or "
+                    "int8 to quantize its weights at load")
+        .file(path)
+        .key(options.quantize_key);
+  }
+  CausalLM& model = *lazy.skeleton;
+  const std::map<std::string, Projection*> projections = decoder_projection_weights(model);
+  c10::NoGradGuard no_grad;
+  for (auto& item : model.named_parameters()) {
+    try {
+      if (auto found = projections.find(item.key()); found != projections.end()) {
+        load_quantized_projection(lazy, item.key(), *found->second, options, path);
+      } else {
+        item.value().set_data(lazy.load(item.key()).to(options.device, options.dtype));
+      }
+    } catch (const Error& error) {
+      throw error.with_defaults({path, -1, "", lazy.from_gguf ? model.gguf_tensor_name(item.key()) : item.key()});
+    }
+  }
+  model.eval();
+  return {lazy.skeleton, path, lazy.from_gguf};
+}
+
+}  // namespace
+
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) throw bad_input("no such file or directory").file(path);
+  if (options.quantize != BaseQuantization::kNone) return load_quantized_model(path, options);
   if (fs::is_directory(path)) return load_hf_model(path, options);
   if (fs::path(path).extension() == ".gguf") return load_gguf_model(path, options);
   if (fs::path(path).filename() == "config.json") return load_hf_model(fs::path(path).parent_path().string(), options);

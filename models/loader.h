@@ -7,16 +7,24 @@
 #include <c10/core/ScalarType.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "models/causal_lm.h"
+#include "models/quantized_storage.h"
 
 namespace retort {
 
 struct LoadOptions {
   at::ScalarType dtype = at::kFloat;
   c10::Device device = c10::kCPU;
+  // The decoder layers' projections kept quantized in memory (frozen; embeddings, norms and the
+  // output head stay dense in `dtype`), loaded one tensor at a time. `quantize_key` names the
+  // setting in errors (model.quantize, --quantize, distill.teacher_quantize).
+  BaseQuantization quantize = BaseQuantization::kNone;
+  std::string quantize_key = "model.quantize";
 };
 
 struct LoadedModel {
@@ -36,8 +44,21 @@ struct LazyModel {
   std::shared_ptr<CausalLM> skeleton;  // do not read its parameters
   std::function<at::Tensor(const std::string& hf_name)> load;
   bool from_gguf = false;
+  // GGUF only: a tensor's blocks as stored, uint8 [rows, row bytes], with its type; rows in the
+  // order the model computes in (llama.cpp's Q/K row order undone).
+  std::function<std::pair<GgmlType, at::Tensor>(const std::string& hf_name)> load_blocks;
 };
 LazyModel open_model_lazily(const std::string& path);
+
+// The decoder layers' projections by their weight's name ("model.layers.0.mlp.up_proj.weight"):
+// what `quantize` applies to.
+std::map<std::string, Projection*> decoder_projection_weights(CausalLM& model);
+// Loads one decoder projection from `lazy` into the storage options.quantize names, frozen, on
+// options.device, computing in options.dtype. `keep` takes the GGUF blocks as stored (a tensor
+// the file holds unquantized, F32/F16/BF16, stays dense); bad_input naming the tensor and
+// options.quantize_key for a block type it cannot keep.
+void load_quantized_projection(LazyModel& lazy, const std::string& name, Projection& projection,
+                               const LoadOptions& options, const std::string& path);
 
 // "float32" | "bfloat16" | "float16" (and short forms fp32, bf16, fp16, f32, f16).
 at::ScalarType parse_dtype(const std::string& name);

@@ -1,6 +1,6 @@
 // How a projection's weight [out, in] is stored, behind one interface: everything that computes
 // with a weight asks its storage for x @ W^T or for W as a dense tensor, never for the raw
-// bytes, so a quantized base (int8 rows today; NF4 and GGUF blocks next) works wherever a dense
+// bytes, so a quantized base (int8 rows, NF4, GGUF blocks: quantized_storage.h) works wherever a dense
 // one does. Storages hold handles to the module's registered tensors, so moving the module
 // (Module::to) moves them too.
 #pragma once
@@ -12,7 +12,7 @@
 
 namespace retort {
 
-enum class WeightStorageKind { kDense, kInt8Rows };
+enum class WeightStorageKind { kDense, kInt8Rows, kNf4, kGgufBlocks };
 
 class WeightStorage {
  public:

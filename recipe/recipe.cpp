@@ -15,6 +15,9 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("path", r.model.path, "HF model directory, .gguf file or Hugging Face id (org/name[@revision][/file]) in the local cache");
     s.choice("dtype", r.model.dtype, {"float32", "bfloat16", "float16"}, "weights' dtype");
     s.field("device", r.model.device, "cpu, cuda or cuda:N");
+    s.choice("quantize", r.model.quantize, {"none", "int8", "nf4", "keep"},
+             "frozen base projections kept quantized in memory (LoRA only): int8 rows, nf4 (QLoRA), or keep "
+             "(a .gguf file's own blocks as stored)");
   });
   v.section("tokenizer", [&](ConfigVisitor& s) {
     s.field("path", r.tokenizer.path, "tokenizer file or directory (default: the model's)");
@@ -100,7 +103,7 @@ void describe(Recipe& r, ConfigVisitor& v) {
     s.field("teacher", r.distill.teacher, "teacher model (HF directory, .gguf or cached Hugging Face id); empty: supervised fine-tuning");
     s.choice("teacher_dtype", r.distill.teacher_dtype, {"float32", "bfloat16", "float16"},
              "teacher activations (and weights unless quantised)");
-    s.choice("teacher_quantize", r.distill.teacher_quantize, {"none", "int8"},
+    s.choice("teacher_quantize", r.distill.teacher_quantize, {"none", "int8", "nf4", "keep"},
              "int8: the teacher's decoder projections in per-channel weight-only int8 (half of bfloat16)");
     s.field("teacher_devices", r.distill.teacher_devices,
             "devices the teacher's layers are split over in order, e.g. [cuda:0, cuda:1]; empty: model.device");
@@ -141,6 +144,12 @@ void validate(const Recipe& r, const std::string& source) {
   positive(r.training.gradient_accumulation, "training.gradient_accumulation");
   positive(r.checkpoint.keep_last, "checkpoint.keep_last");
   if (r.lora.enabled) positive(r.lora.rank, "lora.rank");
+  if (!r.lora.enabled && r.model.quantize != "none") {
+    throw bad_input("a quantized base is frozen: quantize " + r.model.quantize +
+                    " trains LoRA adapters only (set lora.enabled: true, or model.quantize: none for full fine-tuning)")
+        .file(source)
+        .key("model.quantize");
+  }
   if (r.optimizer.lr <= 0) throw bad_input("must be positive").file(source).key("optimizer.lr");
   if (r.data.validation_fraction < 0 || r.data.validation_fraction >= 1) {
     throw bad_input("must be in [0, 1)").file(source).key("data.validation_fraction");

@@ -12,6 +12,9 @@ struct ModelSection {
   std::string path;  // HF directory or .gguf
   std::string dtype = "float32";
   std::string device = "cpu";
+  // none | int8 | nf4 | keep: the decoder projections stay quantized in memory, frozen
+  // (docs/quantized-bases.md); keep needs a .gguf model.
+  std::string quantize = "none";
 };
 
 struct TokenizerSection {
@@ -113,7 +116,7 @@ struct ExportSection {
 struct DistillSection {
   std::string teacher;              // HF model directory or .gguf
   std::string teacher_dtype = "float32";  // float32 | bfloat16 | float16: activations and unquantised weights
-  std::string teacher_quantize = "none";  // none | int8 (per-channel weight-only on the decoder projections)
+  std::string teacher_quantize = "none";  // none | int8 | nf4 | keep, on the decoder projections (as model.quantize)
   std::vector<std::string> teacher_devices;  // decoder layers split over these in order; empty: model.device
   std::string loss = "forward_kl";  // forward_kl | reverse_kl | jsd | tv
   double temperature = 1.0;

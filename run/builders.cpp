@@ -66,7 +66,14 @@ TrainedModel build_model(const Recipe& recipe, const Info& info) {
          "master weights in float32" + (load.dtype == at::kHalf ? "; dynamic loss scaling" : ""));
   }
   load.device = parse_device(recipe.model.device);
+  load.quantize = parse_base_quantization(recipe.model.quantize, "model.quantize");
   trained.loaded = load_model(trained.path, load);
+  if (load.quantize != BaseQuantization::kNone) {
+    int64_t bytes = 0;
+    for (const auto& [name, projection] : decoder_projection_weights(trained.model())) bytes += projection->storage().bytes();
+    info("base: decoder projections kept " + recipe.model.quantize + " in memory, " + std::to_string(bytes >> 20) +
+         " MiB; embeddings, norms and the output head dense");
+  }
   for (const std::string& format : recipe.exports.formats) {
     // Refused now rather than after training: a family without a GGUF form, or a model whose
     // GGUF metadata could not say how it runs (the family's writer refuses it).

@@ -360,7 +360,7 @@ TEST(DistillTeacher, Int8WeightsHalveProjectionMemoryAndKeepThePredictions) {
   TeacherLoadOptions bf16;
   bf16.dtype = at::kBFloat16;
   TeacherLoadOptions int8 = bf16;
-  int8.int8 = true;
+  int8.quantize = BaseQuantization::kInt8;
   LoadedModel exact = load_teacher(w.teacher.string(), bf16), quantised = load_teacher(w.teacher.string(), int8);
   int64_t exact_bytes = 0, quantised_bytes = 0;
   auto exact_projections = projections_of(*exact.model);

@@ -36,7 +36,7 @@ TEST(DistillCuda, Int8AndCpuGpuSplitTeachersMatchTheCpu) {
 
   // int8 weights, bfloat16 activations: the GPU agrees with the CPU's int8 forward.
   TeacherLoadOptions int8_cpu;
-  int8_cpu.int8 = true;
+  int8_cpu.quantize = BaseQuantization::kInt8;
   TeacherLoadOptions int8_gpu = int8_cpu;
   int8_gpu.devices = {c10::Device("cuda:0")};
   const at::Tensor on_cpu = logits_of(*load_teacher(path, int8_cpu).model, ids);

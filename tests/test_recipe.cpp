@@ -58,6 +58,9 @@ TEST(Recipe, ErrorsNameLineAndKeyWithSuggestions) {
   expect_error(kRecipe, {"optimizer.lrate=0.1"}, "unknown key in override 'optimizer.lrate=0.1'; did you mean 'optimizer.lr'?");
   expect_error(kRecipe, {"lora.rank=big"}, "key 'lora.rank': expected an integer");
   expect_error(kRecipe, {"no-equals-sign"}, "not of the form key.path=value");
+  expect_error(kRecipe, {"model.quantize=nf4", "lora.enabled=false"},
+               "key 'model.quantize': a quantized base is frozen: quantize nf4 trains LoRA adapters only");
+  expect_error(kRecipe, {"model.quantize=q4"}, "'q4' is not one of: none, int8, nf4, keep");
 }
 
 TEST(Recipe, OverridesApplyAfterTheFile) {

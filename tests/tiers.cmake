@@ -62,6 +62,10 @@ retort_test_tier(e2e fixture_export+smollm2 ExportGguf.* ExportHf.* ExportSmolLM
 retort_test_tier(oracle fixture_export+smollm2 DistillVocabulary.*)
 retort_test_tier(e2e fixture_smollm2 DistillRecipe.* RunCli.* TextCli.*)
 retort_test_tier(oracle fixture_smollm2 SmolLM2.*)
+retort_test_tier(oracle fixture_nf4 QuantizedBase.*)
+retort_test_tier(oracle fixture_gguf GgufKeep.EveryKeptBlockTypeComputesAsGgufPyDequantized)
+retort_test_tier(oracle fixture_gguf_models GgufKeep.ModelsComputeExactlyAsTheSameFileLoadedDense)
+retort_test_tier(oracle fixture_smollm2 GgufKeep.SmolLM2Q4_1KeptAsStoredContinuesAsLlamaCpp)
 retort_test_tier(oracle fixture_gemma3 Gemma3Gguf.*)
 retort_test_tier(e2e fixture_gemma3 ExportGemma3.* Gemma3Cli.*)
 retort_test_tier(oracle fixture_gguf GgufReader.* GgufTypes.* GgufDequant.EveryTensorEqualsGgufPyBitForBit
