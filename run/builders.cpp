@@ -71,7 +71,7 @@ TrainedModel build_model(const Recipe& recipe, const Info& info) {
   if (load.quantize != BaseQuantization::kNone) {
     int64_t bytes = 0;
     for (const auto& [name, projection] : decoder_projection_weights(trained.model())) bytes += projection->storage().bytes();
-    info("base: decoder projections kept " + recipe.model.quantize + " in memory, " + std::to_string(bytes >> 20) +
+    info("base: decoder projections quantized in memory (model.quantize: " + recipe.model.quantize + "), " + std::to_string(bytes >> 20) +
          " MiB; embeddings, norms and the output head dense");
   }
   for (const std::string& format : recipe.exports.formats) {
