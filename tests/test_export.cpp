@@ -18,6 +18,7 @@
 #include "lora/lora.h"
 #include "models/generate.h"
 #include "models/loader.h"
+#include "models/quantized_storage.h"
 #include "test_support.h"
 #include "test_support_fixtures.h"
 #include "tokenizer/chat_template.h"
@@ -446,6 +447,35 @@ TEST(ExportSmolLM2, FineTunedPersonaRunsInLlamaCpp) {
   expect_llama_cpp({{"gguf", base.string()}, {"lora", lora.string()}, {"prompt_ids", prompt},
                     {"greedy", greedy(*merged.model, prompt, 16)}},
                    dir.path(), "persona-lora");
+}
+
+// LoRA trained on SmolLM2's Q4_1 GGUF kept as stored (model.quantize: keep), exported as a GGUF
+// LoRA: llama.cpp applies it to that very file and continues a persona prompt greedily as Retort
+// does with the same blocks and the adapter.
+TEST(ExportSmolLM2, GgufLoraTrainedOnTheKeptQ4_1FileAppliesToItInLlamaCpp) {
+  test::TempDir dir;
+  const fs::path run = dir.path() / "run";
+  const test::CommandResult trained =
+      run_persona_recipe("creator_persona_lora", run, {"model.quantize=keep", "training.max_steps=3",
+                                                        "data.max_seq_len=128", "lora.rank=8",
+                                                        "export.formats=[gguf-lora]"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  EXPECT_NE((trained.out + trained.err).find("model.quantize: keep"), std::string::npos) << trained.err;
+  const fs::path lora = run / "export" / "creator-persona-lora-lora.gguf";
+  ASSERT_TRUE(fs::exists(lora)) << trained.err;
+  LoadOptions keep;
+  keep.quantize = BaseQuantization::kKeep;
+  LoadedModel kept = load_model(smollm2_path(), keep);
+  load_peft_adapter(*kept.model, (run / "adapter").string());
+  const auto tokenizer = load_tokenizer(smollm2_path());
+  const auto format = chat::ChatTemplate::detect(chat::load_chat_template_source(smollm2_path()));
+  chat::ChatRenderOptions generation;
+  generation.add_generation_prompt = true;
+  const Json messages = Json::array({{{"role", "user"}, {"content", "What should I cook tonight?"}}});
+  const std::vector<int64_t> prompt = to_int64(tokenizer->encode(format.render(messages, generation).text));
+  expect_llama_cpp({{"gguf", smollm2_path()}, {"lora", lora.string()}, {"prompt_ids", prompt},
+                    {"greedy", greedy(*kept.model, prompt, 16)}},
+                   dir.path(), "keep-lora");
 }
 
 // A full fine-tune's recipe exports its trained weights (not the base) when the run ends: the HF
