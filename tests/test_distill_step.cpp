@@ -14,10 +14,12 @@
 #include <fstream>
 
 #include "distill/kd_step.h"
+#include "distill/teacher.h"
 #include "distill/vocabulary.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "models/loader.h"
+#include "models/quantized_storage.h"
 #include "test_support.h"
 #include "test_support_fixtures.h"
 #include "tokenizer/tokenizer.h"
@@ -87,6 +89,44 @@ TEST(DistillStep, LossIsAlphaKdPlusCrossEntropyOnTrainedTokensAndOnlyTheStudentL
       ASSERT_TRUE(tensor.grad().defined()) << name;
     }
     for (const auto& p : teacher.model->parameters()) EXPECT_FALSE(p.grad().defined());
+  }
+}
+
+// A teacher kept in NF4 (distill.teacher_quantize: nf4) teaches exactly what its dequantized
+// dense weights would: the KD step's loss and the student's gradients agree to 1e-5.
+TEST(DistillStep, Nf4TeacherStepEqualsTheStepWithItsDequantizedDenseWeights) {
+  const std::string teacher_path = (test::fixture_dir("models") / "llama_gqa").string();
+  TeacherLoadOptions nf4;
+  nf4.dtype = at::kFloat;
+  nf4.quantize = BaseQuantization::kNf4;
+  LoadedModel quantized = load_teacher(teacher_path, nf4);
+  LoadedModel dense = load_model(teacher_path);
+  for (const auto& [name, projection] : decoder_projection_weights(*quantized.model)) {
+    ASSERT_EQ(projection->storage().kind(), WeightStorageKind::kNf4) << name;
+    assign_parameter(*dense.model, name, projection->dense_weight(at::kFloat), "dequantized");
+  }
+  auto step_of = [&](CausalLM& teacher) {
+    LoadedModel student = load_model((test::fixture_dir("models") / "qwen2_tied").string());
+    KdStepOptions options;
+    options.kd.temperature = 2.0;
+    options.alpha = 0.7;
+    options.shared_vocab = student.model->config().vocab_size;
+    KdStep step(*student.model, teacher, options);
+    at::manual_seed(0);
+    Batch batch;
+    batch.input_ids = at::randint(2, options.shared_vocab - 1, {2, 11}, at::kLong);
+    batch.labels = batch.input_ids.clone();
+    const StepResult result = step.forward(batch);
+    result.loss_sum.backward();
+    std::vector<at::Tensor> out = {result.loss_sum.detach()};
+    for (const auto& [name, tensor] : step.named_trainable_parameters()) out.push_back(tensor.grad().clone());
+    return out;
+  };
+  const auto ours = step_of(*quantized.model), reference = step_of(*dense.model);
+  ASSERT_EQ(ours.size(), reference.size());
+  for (size_t i = 0; i < ours.size(); ++i) {
+    const double scale = std::max(1e-6, reference[i].abs().max().item<double>());
+    EXPECT_LE((ours[i] - reference[i]).abs().max().item<double>() / scale, 1e-5) << "tensor " << i;
   }
 }
 
