@@ -4,6 +4,7 @@
 
 #include "export/export.h"
 #include "io/error.h"
+#include "models/loader.h"
 
 namespace retort::cli {
 namespace {
@@ -23,6 +24,8 @@ int run_export_command(const ParsedArgs& args) {
   options.model_name = args.get_or("name", "");
   options.modelfile = !args.has("no-modelfile");
   options.allow_dora = args.has("allow-dora");
+  options.trained_on = parse_base_quantization(args.get_or("quantize", "none"), "--quantize");
+  options.trained_dtype = parse_dtype(args.get_or("dtype", "float32"));
   if (args.has("max-shard-size")) {
     const int64_t megabytes = args.get_int("max-shard-size", 5000);
     if (megabytes <= 0) throw bad_input("--max-shard-size must be positive (MB)").key("max-shard-size");
@@ -57,7 +60,10 @@ CommandSpec export_command() {
            {"no-modelfile", "", "gguf: do not write an Ollama Modelfile beside the file"},
            {"allow-dora", "", "peft: write a DoRA adapter although vLLM and llama.cpp reject its magnitude vectors"},
            {"name", "TEXT", "general.name in GGUF (default: from the paths)"},
-           {"max-shard-size", "MB", "hf: largest safetensors shard (default 5000)"}},
+           {"max-shard-size", "MB", "hf: largest safetensors shard (default 5000)"},
+           {"quantize", "Q", "hf/gguf: the adapter was trained on a base kept int8 or nf4: merge it into that base "
+                             "as trained (quantized, then dequantized) instead of the checkpoint's own weights"},
+           {"dtype", "TYPE", "with --quantize: the precision the adapter trained in (default float32)"}},
           0,
           0,
           run_export_command};

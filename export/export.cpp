@@ -159,9 +159,13 @@ ExportResult run_export(const ExportOptions& options, std::ostream& log) {
     // Full-model formats carry the adapter folded into each weight as it is written.
     if (options.format == ExportFormat::kHf || options.format == ExportFormat::kGguf) {
       const auto projections = projections_of(*model);
-      context.weight = [raw, projections](const std::string& name) {
+      const auto quantized = decoder_projection_weights(*model);
+      const BaseQuantization trained_on = options.trained_on;
+      const at::ScalarType trained_dtype = options.trained_dtype;
+      context.weight = [raw, projections, quantized, trained_on, trained_dtype](const std::string& name) {
         at::Tensor value = raw(name).to(at::kFloat);
         if (!name.ends_with(".weight")) return value;
+        if (quantized.count(name)) value = as_quantized_base(value, trained_on, trained_dtype);
         const auto it = projections.find(name.substr(0, name.size() - std::string(".weight").size()));
         const auto* lora = it == projections.end() ? nullptr : dynamic_cast<const LoraAdapter*>(it->second->adapter.get());
         return lora == nullptr ? value : value + lora->merged_delta(value);

@@ -12,6 +12,7 @@
 
 #include "export/quant_scheme.h"
 #include "models/causal_lm.h"
+#include "models/quantized_storage.h"
 
 namespace retort {
 
@@ -35,6 +36,12 @@ struct ExportOptions {
   uint64_t max_shard_bytes = 5'000'000'000;  // hf
   bool modelfile = true;      // gguf: write an Ollama Modelfile beside the file
   bool allow_dora = false;    // peft: write DoRA magnitudes, which vLLM and llama.cpp reject
+  // hf/gguf with an adapter trained on a quantized base: the decoder projections are merged as
+  // that base computed them (quantized, then dequantized, in `trained_dtype`), so the export is
+  // the function that was trained (export.merge_into: dequantized). kNone: the checkpoint's own
+  // weights (merge_into: original).
+  BaseQuantization trained_on = BaseQuantization::kNone;
+  at::ScalarType trained_dtype = at::kFloat;
   // Weights already in memory (full fine-tuning's result) to export instead of model_path's;
   // model_path still provides the tokenizer and chat template. Moved to CPU float32.
   std::shared_ptr<CausalLM> trained_model;

@@ -192,6 +192,21 @@ void quantize_projection_nf4(Projection& projection, at::ScalarType compute_dtyp
   freeze_bias(projection, compute_dtype, device);
 }
 
+at::Tensor as_quantized_base(const at::Tensor& weight, BaseQuantization quantization, at::ScalarType compute_dtype) {
+  if (quantization == BaseQuantization::kNone || quantization == BaseQuantization::kKeep) return weight;
+  Projection projection(weight.size(1), weight.size(0), false);
+  {
+    c10::NoGradGuard no_grad;
+    projection.weight.set_data(weight.detach().to(at::kCPU, at::kFloat).contiguous());
+  }
+  if (quantization == BaseQuantization::kNf4) {
+    quantize_projection_nf4(projection, compute_dtype, at::kCPU);
+  } else {
+    projection.quantize_int8(compute_dtype, at::kCPU);
+  }
+  return projection.dense_weight(at::kFloat);
+}
+
 void keep_projection_blocks(Projection& projection, GgmlType type, const at::Tensor& blocks,
                             at::ScalarType compute_dtype, at::Device device) {
   if (!keepable_ggml_type(type)) {

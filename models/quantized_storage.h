@@ -30,6 +30,11 @@ std::string keepable_ggml_type_names();
 // it computes in `compute_dtype`. The bias (if any) is frozen and converted too.
 void quantize_projection_nf4(Projection& projection, at::ScalarType compute_dtype, at::Device device);
 
+// A decoder projection's weight [out, in] as a base quantized with `quantization` computes it
+// (float32): quantized and dequantized exactly as loading with that setting does. `none` and
+// `keep` return it unchanged (keep's base is the file's own blocks, which `weight` already is).
+at::Tensor as_quantized_base(const at::Tensor& weight, BaseQuantization quantization, at::ScalarType compute_dtype);
+
 // Makes the projection hold a GGUF tensor's blocks as stored: `blocks` uint8 [out, row bytes],
 // rows already in the order the model computes in. Frozen, computes in `compute_dtype`.
 void keep_projection_blocks(Projection& projection, GgmlType type, const at::Tensor& blocks,

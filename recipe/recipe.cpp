@@ -123,6 +123,9 @@ void describe(Recipe& r, ConfigVisitor& v) {
   v.section("export", [&](ConfigVisitor& s) {
     s.field("formats", r.exports.formats, "exports written when the run ends: hf, peft, gguf, gguf-lora");
     s.choice("quant", r.exports.quant, {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"}, "GGUF type");
+    s.choice("merge_into", r.exports.merge_into, {"dequantized", "original"},
+             "hf/gguf from a quantized base: merge the adapter into the base as trained (dequantized) or into "
+             "the checkpoint's own weights (original)");
   });
 }
 

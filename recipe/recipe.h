@@ -110,6 +110,9 @@ struct LoggingSection {
 struct ExportSection {
   std::vector<std::string> formats;  // hf | peft | gguf | gguf-lora
   std::string quant = "f16";
+  // hf/gguf from a quantized base (model.quantize): dequantized (the base as trained) | original
+  // (the checkpoint's own weights).
+  std::string merge_into = "dequantized";
 };
 
 // Logit distillation from a teacher sharing the student's tokenizer (methods kd and kd_offline).

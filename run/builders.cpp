@@ -207,6 +207,10 @@ std::string write_run_exports(const Recipe& recipe, const TrainedModel& trained,
     options.format = parse_export_format(format);
     options.adapter_path = adapter_dir;
     if (!trained.lora) options.trained_model = trained.loaded.model;
+    if (recipe.exports.merge_into == "dequantized") {
+      options.trained_on = parse_base_quantization(recipe.model.quantize, "model.quantize");
+      options.trained_dtype = parse_dtype(recipe.training.precision);
+    }
     options.force = true;
     options.chat_template = chat_template;
     options.system_prompt = recipe.data.system_prompt;

@@ -478,6 +478,54 @@ TEST(ExportSmolLM2, GgufLoraTrainedOnTheKeptQ4_1FileAppliesToItInLlamaCpp) {
                    dir.path(), "keep-lora");
 }
 
+// Mean KL(p || q) in nats per position between two models' next-token distributions on `ids`.
+double mean_kl(CausalLM& p_model, CausalLM& q_model, const std::vector<int64_t>& ids) {
+  at::NoGradGuard no_grad;
+  const at::Tensor input = at::tensor(ids, at::kLong).unsqueeze(0);
+  const at::Tensor log_p = p_model.forward_logits(input).to(at::kDouble).log_softmax(-1)[0];
+  const at::Tensor log_q = q_model.forward_logits(input).to(at::kDouble).log_softmax(-1)[0];
+  return (log_p.exp() * (log_p - log_q)).sum(-1).mean().item<double>();
+}
+
+// An adapter trained on an NF4 base, exported as a merged HF model two ways: into the base as it
+// was trained (export.merge_into: dequantized, the default) and into the original float32 weights
+// (--quantize none). The first is the trained function (KL to it ~0); the second carries NF4's
+// quantization error (both KLs printed: the figure docs/quantized-bases.md quotes).
+TEST(ExportSmolLM2, Nf4AdapterMergesIntoTheBaseAsTrainedOrTheOriginal) {
+  test::TempDir dir;
+  const std::string source_dir = test::env_or_empty("RETORT_SOURCE_DIR");
+  const fs::path run = dir.path() / "run";
+  const test::CommandResult trained =
+      run_persona_recipe("creator_persona_lora", run, {"model.quantize=nf4", "training.max_steps=3",
+                                                        "data.max_seq_len=128", "lora.rank=8", "export.formats=[hf]",
+                                                        "export.quant=f16"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const fs::path as_trained = run / "export" / "hf", original = dir.path() / "original";
+  ASSERT_TRUE(fs::exists(as_trained / "config.json")) << trained.err;
+  expect_export({"--model", smollm2_path(), "--adapter", (run / "adapter").string(), "--format", "hf", "--out",
+                 original.string()});
+  LoadOptions nf4;
+  nf4.quantize = BaseQuantization::kNf4;
+  LoadedModel model = load_model(smollm2_path(), nf4);
+  load_peft_adapter(*model.model, (run / "adapter").string());
+  const auto tokenizer = load_tokenizer(smollm2_path());
+  const auto format = chat::ChatTemplate::detect(chat::load_chat_template_source(smollm2_path()));
+  std::ifstream lines(source_dir + "/examples/creator_persona/heldout.jsonl");
+  std::string held_out;
+  for (std::string line; std::getline(lines, line) && held_out.size() < 3000;) {
+    held_out += format.render(Json::parse(line)["messages"]).text;
+  }
+  const std::vector<int64_t> ids = to_int64(tokenizer->encode(held_out));
+  LoadedModel dequantized = load_model(as_trained.string()), dense = load_model(original.string());
+  const double kl_dequantized = mean_kl(*model.model, *dequantized.model, ids);
+  const double kl_original = mean_kl(*model.model, *dense.model, ids);
+  std::cout << "[ retort ] NF4-trained adapter, KL to the trained model on " << ids.size()
+            << " held-out tokens: merged into the dequantized base " << kl_dequantized << ", into the original "
+            << kl_original << " nats/token\n";
+  EXPECT_LT(kl_dequantized, 1e-3 * kl_original);  // f16 export rounding only
+  EXPECT_GT(kl_original, 1e-4);
+}
+
 // A full fine-tune's recipe exports its trained weights (not the base) when the run ends: the HF
 // and GGUF (F32) exports give the same logits, which differ from the base model's.
 TEST(ExportSmolLM2, FullFineTuneExportsTheTrainedWeights) {
