@@ -11,7 +11,9 @@
 #include "io/error.h"
 #include "io/safetensors.h"
 #include "io/text.h"
+#include "models/bnb_checkpoint.h"
 #include "models/gguf_model.h"
+#include "models/nf4.h"
 #include "models/registry.h"
 
 namespace retort {
@@ -24,8 +26,10 @@ bool is_ignorable_extra(const std::string& name, const ModelConfig& config) {
   return config.tie_word_embeddings && name == "lm_head.weight";          // tied copy
 }
 
-// Every parameter of `model` is in the checkpoint with its shape, and nothing else is.
-void check_hf_tensors(CausalLM& model, const SafetensorsCheckpoint& checkpoint, const std::string& dir) {
+// Every parameter of `model` is in the checkpoint with its shape, and nothing else is (but a
+// bitsandbytes checkpoint's quant states, `bnb_4bit`).
+void check_hf_tensors(CausalLM& model, const SafetensorsCheckpoint& checkpoint, const std::string& dir,
+                      bool bnb_4bit = false) {
   const ModelConfig& config = model.config();
   std::set<std::string> expected;
   for (const auto& item : model.named_parameters()) {
@@ -35,15 +39,17 @@ void check_hf_tensors(CausalLM& model, const SafetensorsCheckpoint& checkpoint, 
           .file(dir)
           .tensor(item.key());
     }
-    const SafetensorsTensorInfo& info = checkpoint.info(item.key());
-    if (info.shape != item.value().sizes().vec()) {
+    const std::optional<StoredNf4> nf4 = bnb_4bit ? read_bnb_nf4(checkpoint, item.key()) : std::nullopt;
+    const std::vector<int64_t> shape = nf4 ? nf4->shape : checkpoint.info(item.key()).shape;
+    if (shape != item.value().sizes().vec()) {
       throw bad_input("wrong shape for the config: expected " + shape_text(item.value().sizes().vec()) + ", file has " +
-                      shape_text(info.shape))
+                      shape_text(shape))
           .file(checkpoint.file_of(item.key()).path())
           .tensor(item.key());
     }
   }
   for (const std::string& name : checkpoint.names()) {
+    if (bnb_4bit && is_bnb_quant_state_tensor(name)) continue;
     if (!expected.count(name) && !is_ignorable_extra(name, config)) {
       throw bad_input("unexpected tensor: not part of " + config.architecture + " with this config.json")
           .file(checkpoint.file_of(name).path())
@@ -96,8 +102,17 @@ LazyModel open_model_lazily(const std::string& path) {
   LazyModel lazy;
   lazy.skeleton = create_model(config, (fs::path(dir) / "config.json").string());
   auto checkpoint = std::make_shared<SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir));
-  check_hf_tensors(*lazy.skeleton, *checkpoint, dir);
+  const bool bnb_4bit = is_bnb_4bit_checkpoint(dir);
+  check_hf_tensors(*lazy.skeleton, *checkpoint, dir, bnb_4bit);
   lazy.load = [checkpoint](const std::string& name) { return checkpoint->load(name); };  // stored dtype
+  if (bnb_4bit) {
+    lazy.load_nf4 = [checkpoint](const std::string& name) { return read_bnb_nf4(*checkpoint, name); };
+    lazy.load = [checkpoint](const std::string& name) {
+      const std::optional<StoredNf4> nf4 = read_bnb_nf4(*checkpoint, name);
+      if (!nf4) return checkpoint->load(name);
+      return dequantize_nf4(nf4->tensor, nf4->shape[0] * nf4->shape[1]).view(nf4->shape);
+    };
+  }
   return lazy;
 }
 
@@ -127,6 +142,16 @@ void load_quantized_projection(LazyModel& lazy, const std::string& name, Project
           .key(options.quantize_key);
     }
     keep_projection_blocks(projection, type, blocks, options.dtype, options.device);
+    return;
+  }
+  if (options.quantize == BaseQuantization::kNf4 && lazy.load_nf4) {
+    if (std::optional<StoredNf4> stored = lazy.load_nf4(name)) {  // bitsandbytes' own codes, as stored
+      use_nf4_tensor(projection, std::move(stored->tensor), options.dtype, options.device);
+      return;
+    }
+  }
+  if (options.quantize == BaseQuantization::kNone) {
+    projection.weight.set_data(lazy.load(name).to(options.device, options.dtype));
     return;
   }
   projection.weight.set_data(lazy.load(name).to(at::kFloat));  // CPU, one tensor at a time
@@ -170,7 +195,11 @@ LoadedModel load_quantized_model(const std::string& path, const LoadOptions& opt
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) throw bad_input("no such file or directory").file(path);
-  if (options.quantize != BaseQuantization::kNone) return load_quantized_model(path, options);
+  // Quantized storages, and bitsandbytes checkpoints (their weights are not plain tensors), load
+  // one tensor at a time through the lazy reader.
+  if (options.quantize != BaseQuantization::kNone || (fs::is_directory(path) && is_bnb_4bit_checkpoint(path))) {
+    return load_quantized_model(path, options);
+  }
   if (fs::is_directory(path)) return load_hf_model(path, options);
   if (fs::path(path).extension() == ".gguf") return load_gguf_model(path, options);
   if (fs::path(path).filename() == "config.json") return load_hf_model(fs::path(path).parent_path().string(), options);

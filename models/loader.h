@@ -8,10 +8,12 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "models/bnb_checkpoint.h"
 #include "models/causal_lm.h"
 #include "models/quantized_storage.h"
 
@@ -47,6 +49,8 @@ struct LazyModel {
   // GGUF only: a tensor's blocks as stored, uint8 [rows, row bytes], with its type; rows in the
   // order the model computes in (llama.cpp's Q/K row order undone).
   std::function<std::pair<GgmlType, at::Tensor>(const std::string& hf_name)> load_blocks;
+  // bitsandbytes 4-bit checkpoints only: a weight's NF4 codes as stored (nullopt: stored plain).
+  std::function<std::optional<StoredNf4>(const std::string& hf_name)> load_nf4;
 };
 LazyModel open_model_lazily(const std::string& path);
 

@@ -7,7 +7,6 @@
 
 #include "io/error.h"
 #include "models/gemm.h"
-#include "models/nf4.h"
 
 namespace retort {
 namespace {
@@ -180,8 +179,12 @@ bool keepable_ggml_type(GgmlType type) {
 std::string keepable_ggml_type_names() { return "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K"; }
 
 void quantize_projection_nf4(Projection& projection, at::ScalarType compute_dtype, at::Device device) {
+  use_nf4_tensor(projection, quantize_nf4(projection.dense_weight(at::kFloat)), compute_dtype, device);
+}
+
+void use_nf4_tensor(Projection& projection, Nf4Tensor q, at::ScalarType compute_dtype, at::Device device) {
   const int64_t out = projection.out_features(), in = projection.in_features();
-  const Nf4Tensor q = quantize_nf4(projection.dense_weight(at::kFloat));
+  if (q.codes.numel() * 2 != out * in) throw internal_error("NF4 codes do not match the projection's shape");
   projection.use_quantized(q.codes,
                            {{"absmax", q.absmax_codes}, {"absmax_scales", q.absmax_scales},
                             {"absmax_offset", q.absmax_offset}},

@@ -12,6 +12,7 @@
 
 #include "io/gguf_dequant.h"
 #include "models/linear.h"
+#include "models/nf4.h"
 
 namespace retort {
 
@@ -29,6 +30,9 @@ std::string keepable_ggml_type_names();
 // Replaces the projection's weight by its NF4 form (bitsandbytes' layout), frozen, on `device`;
 // it computes in `compute_dtype`. The bias (if any) is frozen and converted too.
 void quantize_projection_nf4(Projection& projection, at::ScalarType compute_dtype, at::Device device);
+// The same from NF4 data already made (a bitsandbytes checkpoint's), for a weight of the
+// projection's shape.
+void use_nf4_tensor(Projection& projection, Nf4Tensor tensor, at::ScalarType compute_dtype, at::Device device);
 
 // A decoder projection's weight [out, in] as a base quantized with `quantization` computes it
 // (float32): quantized and dequantized exactly as loading with that setting does. `none` and

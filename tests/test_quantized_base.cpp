@@ -172,6 +172,25 @@ TEST(QuantizedBase, PeftAdapterTrainedOnABitsandbytesBaseGivesItsLogits) {
   EXPECT_LE((logits - bnb).abs().max().item<double>() / bnb.abs().max().item<double>(), 2e-2);
 }
 
+// A checkpoint transformers saved from the bitsandbytes 4-bit model: loaded with quantize nf4 its
+// codes are used as stored, so the peft adapter gives bitsandbytes' function exactly; loaded
+// plain it is dequantized into a dense model computing the same.
+TEST(QuantizedBase, BitsandbytesCheckpointLoadsAsStored) {
+  const auto reference = SafetensorsFile::open(nf4_dir("qlora.safetensors"));
+  const at::Tensor expected = reference->load("logits");
+  for (const bool keep_codes : {true, false}) {
+    LoadedModel model = keep_codes ? load_nf4("bnb") : load_model(nf4_dir("bnb"));
+    for (const auto& [name, projection] : decoder_projection_weights(*model.model)) {
+      EXPECT_EQ(projection->storage().kind(), keep_codes ? WeightStorageKind::kNf4 : WeightStorageKind::kDense) << name;
+    }
+    load_peft_adapter(*model.model, nf4_dir("qlora_adapter"));
+    at::NoGradGuard no_grad;
+    const at::Tensor logits = model.model->forward_logits(reference->load("input_ids"));
+    EXPECT_LE((logits - expected).abs().max().item<double>() / expected.abs().max().item<double>(), 1e-5)
+        << (keep_codes ? "nf4" : "dense");
+  }
+}
+
 TEST(QuantizedBase, TenStepLoraTrajectoryOnNf4EqualsPeftOnTheDequantizedWeights) {
   LoadedModel model = load_nf4("base");
   load_peft_adapter(*model.model, nf4_dir("lora_init"));
