@@ -5,6 +5,9 @@
 #include <c10/core/GradMode.h>
 
 #include <filesystem>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <map>
 #include <set>
 
@@ -125,6 +128,21 @@ std::map<std::string, Projection*> decoder_projection_weights(CausalLM& model) {
   return found;
 }
 
+namespace {
+
+// Loading streams one float32 tensor at a time through the allocator; glibc keeps the freed
+// blocks in its heap (its mmap threshold rises to the size of freed large blocks) and reuses
+// them for the next, so without this the pages the float32 tensors touched accumulate and a
+// quantized model peaks at the float32 model's footprint while loading. Handing the free heap
+// pages back after each projection keeps the peak near the quantized size.
+void release_freed_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
+}  // namespace
+
 void load_quantized_projection(LazyModel& lazy, const std::string& name, Projection& projection,
                                const LoadOptions& options, const std::string& path) {
   if (options.quantize == BaseQuantization::kKeep) {
@@ -142,6 +160,7 @@ void load_quantized_projection(LazyModel& lazy, const std::string& name, Project
           .key(options.quantize_key);
     }
     keep_projection_blocks(projection, type, blocks, options.dtype, options.device);
+    release_freed_memory();
     return;
   }
   if (options.quantize == BaseQuantization::kNf4 && lazy.load_nf4) {
@@ -160,6 +179,7 @@ void load_quantized_projection(LazyModel& lazy, const std::string& name, Project
   } else {
     projection.quantize_int8(options.dtype, options.device);
   }
+  release_freed_memory();
 }
 
 namespace {
