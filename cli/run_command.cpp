@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "run/memory_plan.h"
 #include "run/run.h"
 #include "io/error.h"
 #include "io/stop_signal.h"
@@ -115,6 +116,12 @@ int run_recipe(const ParsedArgs& args) {
     std::cout << path << ": valid recipe\n";
     return 0;
   }
+  if (args.has("plan")) {
+    run::report_memory_plan(recipe, std::cout);
+    return 0;
+  }
+  // On a GPU the plan is checked against its free memory before anything is loaded.
+  if (const auto fits = run::check_gpu_memory(recipe)) std::fprintf(stderr, "%s\n", fits->c_str());
   Progress progress(::isatty(2) != 0, recipe.logging.every_steps);
   run::RunEvents events;
   events.info = [](const std::string& line) {
@@ -195,9 +202,10 @@ CommandSpec cache_teacher_command() {
 CommandSpec run_command() {
   return {"run",
           "Run a recipe: fine-tune (LoRA or full), resuming from the output directory's checkpoints.",
-          "retort run RECIPE.yaml [key.path=value ...] [--print-config | --validate]",
+          "retort run RECIPE.yaml [key.path=value ...] [--print-config | --validate | --plan]",
           {{"print-config", "", "print the resolved recipe (defaults and overrides applied) and exit"},
-           {"validate", "", "check the recipe and exit"}},
+           {"validate", "", "check the recipe and exit"},
+           {"plan", "", "print the expected peak memory by component (nothing loaded) and exit"}},
           1,
           -1,
           run_recipe};

@@ -30,6 +30,11 @@ class QuantizedStorage : public WeightStorage, public std::enable_shared_from_th
   // W [out, in] in `dtype` for one product. On the CPU it is written into a per-thread scratch
   // buffer that the next product reuses, so callers must not keep it.
   at::Tensor transient_weight(at::ScalarType dtype) const;
+  // x [M, in] @ W^T, and the input gradient dY [M, out] @ W, W dequantized for the product only.
+  virtual at::Tensor product(const at::Tensor& x) const { return matmul_2d(x, transient_weight(x.scalar_type()).t()); }
+  virtual at::Tensor input_gradient(const at::Tensor& grad) const {
+    return matmul_2d(grad, transient_weight(grad.scalar_type()));
+  }
 
  protected:
   // W as float32: on the CPU into `out` (contiguous [out, in]); elsewhere as a new tensor.
@@ -63,7 +68,7 @@ struct StorageHandle : torch::CustomClassHolder {
 // y = x @ W^T; dX = dY @ W with W dequantized again. No gradient for W (the base is frozen).
 struct QuantizedLinearFunction : public torch::autograd::Function<QuantizedLinearFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, std::shared_ptr<const QuantizedStorage> storage) {
-    at::Tensor out = matmul_2d(x, storage->transient_weight(x.scalar_type()).t());
+    at::Tensor out = storage->product(x);
     ctx->saved_data["storage"] = at::IValue::make_capsule(c10::make_intrusive<StorageHandle>(std::move(storage)));
     return out;
   }
@@ -71,7 +76,7 @@ struct QuantizedLinearFunction : public torch::autograd::Function<QuantizedLinea
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto handle = c10::static_intrusive_pointer_cast<StorageHandle>(ctx->saved_data["storage"].toCapsule());
     const at::Tensor grad = grad_outputs[0].contiguous();
-    return {matmul_2d(grad, handle->storage->transient_weight(grad.scalar_type())), at::Tensor()};
+    return {handle->storage->input_gradient(grad), at::Tensor()};
   }
 };
 
@@ -81,10 +86,44 @@ at::Tensor QuantizedStorage::linear(const at::Tensor& input, const std::optional
   const at::Tensor x = input.reshape({-1, in_});
   at::Tensor out = at::GradMode::is_enabled() && input.requires_grad()
                        ? QuantizedLinearFunction::apply(x, shared_from_this())
-                       : matmul_2d(x, transient_weight(x.scalar_type()).t());
+                       : product(x);
   if (bias) out = at::GradMode::is_enabled() && bias->requires_grad() ? out + *bias : out.add_(*bias);
   return out.view(shape);
 }
+
+class Int8RowsStorage final : public QuantizedStorage {
+ public:
+  Int8RowsStorage(at::Tensor codes, at::Tensor scale)
+      : QuantizedStorage(codes.size(0), codes.size(1), scale.scalar_type()),
+        codes_(std::move(codes)),
+        scale_(std::move(scale)) {}
+  WeightStorageKind kind() const override { return WeightStorageKind::kInt8Rows; }
+  at::Device device() const override { return codes_.device(); }
+  int64_t bytes() const override { return static_cast<int64_t>(codes_.nbytes() + scale_.nbytes()); }
+  std::shared_ptr<WeightStorage> first_rows(int64_t rows) const override {
+    return std::make_shared<Int8RowsStorage>(codes_.narrow(0, 0, rows), scale_.narrow(0, 0, rows));
+  }
+  // The product is exact in the integers' scale, then each output channel takes its scale
+  // (cheaper than scaling the [out, in] weight); the codes are widened for the product only.
+  at::Tensor product(const at::Tensor& x) const override {
+    return matmul_2d(x, codes_.to(x.scalar_type()).t()).mul_(scale_);
+  }
+  at::Tensor input_gradient(const at::Tensor& grad) const override {
+    return matmul_2d(grad * scale_, codes_.to(grad.scalar_type()));
+  }
+
+ protected:
+  void dequantize_cpu(float* out) const override {
+    at::from_blob(out, {out_, in_}, at::kFloat).copy_(dequantize_float());
+  }
+  at::Tensor dequantize_float() const override {
+    return codes_.to(at::kFloat) * scale_.to(at::kFloat).unsqueeze(1);
+  }
+
+ private:
+  at::Tensor codes_;  // int8 [out, in]
+  at::Tensor scale_;  // [out]
+};
 
 class Nf4Storage final : public QuantizedStorage {
  public:
@@ -147,6 +186,10 @@ void freeze_bias(Projection& projection, at::ScalarType compute_dtype, at::Devic
 }
 
 }  // namespace
+
+std::shared_ptr<WeightStorage> int8_rows_storage(at::Tensor codes, at::Tensor scale) {
+  return std::make_shared<Int8RowsStorage>(std::move(codes), std::move(scale));
+}
 
 BaseQuantization parse_base_quantization(const std::string& name, const std::string& key) {
   if (name == "none") return BaseQuantization::kNone;

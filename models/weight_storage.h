@@ -38,7 +38,8 @@ class WeightStorage {
 std::shared_ptr<WeightStorage> dense_storage(at::Tensor weight);
 
 // Weight-only symmetric int8 per output row: codes = round(w / scale) in [-127, 127], scale =
-// absmax(row) / 127 [out] in the compute dtype; x @ W^T = (x @ codes^T) * scale.
+// absmax(row) / 127 [out] in the compute dtype; x @ W^T = (x @ codes^T) * scale
+// (quantized_storage.cpp).
 std::shared_ptr<WeightStorage> int8_rows_storage(at::Tensor codes, at::Tensor scale);
 
 }  // namespace retort

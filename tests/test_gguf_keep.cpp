@@ -1,6 +1,7 @@
 // `keep`: projections hold a GGUF file's own blocks and compute as gguf-py's dequantized weights
 // (every kept type), whole models as the same file loaded dense, and SmolLM2-135M's Q4_1 GGUF
-// continues greedily as llama.cpp does.
+// continues greedily as llama.cpp does; `cache-teacher` from that GGUF kept as stored writes what
+// the dense load writes.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -9,12 +10,14 @@
 #include <cstring>
 #include <set>
 
+#include "distill/teacher_cache.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/gguf.h"
 #include "models/generate.h"
 #include "models/loader.h"
 #include "models/quantized_storage.h"
+#include "tests/test_support.h"
 #include "tests/test_support_fixtures.h"
 
 namespace retort {
@@ -99,6 +102,46 @@ TEST(GgufKeep, SmolLM2Q4_1KeptAsStoredContinuesAsLlamaCpp) {
   const GenerationResult result =
       generate(*loaded.model, {reference["prompt_ids"].get<std::vector<int64_t>>()}, options);
   EXPECT_EQ(result.new_tokens[0], expected);
+}
+
+// distill.teacher_quantize: keep. A GGUF teacher held as its own blocks computes exactly as the
+// same file loaded dense (above), so the teacher cache it writes holds the same top-k ids and
+// log-probabilities; the caches differ only in the identity they record.
+TEST(GgufKeep, CacheTeacherFromTheGgufAsStoredWritesWhatTheDenseLoadWrites) {
+  const auto reference =
+      nlohmann::json::parse(read_text_file((test::fixture_dir("smollm2") / "smollm2.json").string()));
+  const std::string gguf = reference["gguf"].get<std::string>();
+  test::TempDir temp;
+  std::string texts;
+  for (const char* text : {"The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.",
+                           "Soften garlic in olive oil, add crushed tomatoes and simmer.", "Cats sleep most of the day.",
+                           "A short story about a robot who paints.", "Rain fell on the quiet harbour all night."}) {
+    texts += nlohmann::json{{"text", text}}.dump() + "\n";
+  }
+  write_file_atomic((temp.path() / "train.jsonl").string(), texts);
+  const std::string recipe = (temp.path() / "recipe.yaml").string();
+  write_file_atomic(recipe, "model:\n  path: " + gguf + "\ndata:\n  train: " + (temp.path() / "train.jsonl").string() +
+                                "\n  format: text\n  max_seq_len: 32\ntraining:\n  micro_batch_size: 3\n"
+                                "distill:\n  teacher: " + gguf + "\n  teacher_dtype: float32\n  cache_top_k: 16\n");
+  std::map<std::string, std::shared_ptr<const TeacherCache>> caches;
+  for (const std::string quantize : {"none", "keep"}) {
+    const std::string dir = (temp.path() / ("cache_" + quantize)).string();
+    const test::CommandResult made = test::run_retort(
+        {"cache-teacher", recipe, "distill.teacher_cache=" + dir, "distill.teacher_quantize=" + quantize});
+    ASSERT_EQ(made.exit_code, 0) << quantize << ": " << made.err;
+    caches[quantize] = TeacherCache::open(dir);
+  }
+  const TeacherCache& dense = *caches["none"];
+  const TeacherCache& kept = *caches["keep"];
+  EXPECT_NE(kept.identity().teacher_dtype, dense.identity().teacher_dtype);  // "float32 keep": recorded
+  ASSERT_EQ(kept.tokens(), dense.tokens());
+  ASSERT_GT(dense.tokens(), 30);
+  for (int64_t id = 0; id < 6; ++id) {
+    const TopkBlock a = kept.sequence(id), b = dense.sequence(id);
+    EXPECT_TRUE(at::equal(a.ids, b.ids)) << "sequence " << id;
+    EXPECT_TRUE(at::equal(a.log_probs, b.log_probs)) << "sequence " << id;
+    EXPECT_TRUE(at::equal(a.rest_log_mass, b.rest_log_mass)) << "sequence " << id;
+  }
 }
 
 }  // namespace

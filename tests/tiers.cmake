@@ -65,7 +65,8 @@ retort_test_tier(oracle fixture_smollm2 SmolLM2.*)
 retort_test_tier(oracle fixture_nf4 QuantizedBase.*)
 retort_test_tier(oracle fixture_gguf GgufKeep.EveryKeptBlockTypeComputesAsGgufPyDequantized)
 retort_test_tier(oracle fixture_gguf_models GgufKeep.ModelsComputeExactlyAsTheSameFileLoadedDense)
-retort_test_tier(oracle fixture_smollm2 GgufKeep.SmolLM2Q4_1KeptAsStoredContinuesAsLlamaCpp)
+retort_test_tier(oracle fixture_smollm2 GgufKeep.SmolLM2Q4_1KeptAsStoredContinuesAsLlamaCpp
+  GgufKeep.CacheTeacherFromTheGgufAsStoredWritesWhatTheDenseLoadWrites)
 retort_test_tier(oracle fixture_gemma3 Gemma3Gguf.*)
 retort_test_tier(e2e fixture_gemma3 ExportGemma3.* Gemma3Cli.*)
 retort_test_tier(oracle fixture_gguf GgufReader.* GgufTypes.* GgufDequant.EveryTensorEqualsGgufPyBitForBit
@@ -81,6 +82,7 @@ retort_test_tier(oracle fixture_training Training.* CpuGemm.TrainingStepLossAndG
   TensorBoard.TheTensorboardPackageReadsOurEventFiles)
 retort_test_tier(oracle fixture_tokenizer TokenizerGguf.* TokenizerJson.* TokenizerLiteral.* TokenizerSentencePiece.*
   TokenizerStream.* TokenizerTiktoken.* TokenizerBadInput.InvalidUtf8IsReplacedNotFatal)
+retort_test_tier(unit "" MemoryPlan.*)
 
 # Whatever no tier names: still run (with the two fixtures most tests use), and flagged.
 list(JOIN RETORT_TIER_PATTERNS ":" tiered)
