@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "io/hub_cache.h"
 #include "io/error.h"
@@ -25,6 +26,8 @@ FormatOptions format_options(const DataSection& section) {
   return options;
 }
 
+namespace fs = std::filesystem;
+
 chat::ChatTemplate model_chat_template(const std::string& template_path, const std::string& model_path) {
   std::string source;
   try {
@@ -45,8 +48,18 @@ RecipeText load_recipe_text(const Recipe& recipe) {
   RecipeText text;
   text.tokenizer = load_tokenizer(path);
   const FormatOptions format = format_options(recipe.data);
-  if (!recipe.tokenizer.chat_template.empty()) {
-    text.chat_template = chat::ChatTemplate::by_name(recipe.tokenizer.chat_template);
+  const std::string& named = recipe.tokenizer.chat_template;
+  if (!named.empty() && (fs::exists(named) || named.find('/') != std::string::npos || named.ends_with(".jinja"))) {
+    // A template file (.jinja, tokenizer_config.json, .gguf) as `retort export --chat-template` takes.
+    try {
+      text.chat_template = chat::ChatTemplate::detect(chat::load_chat_template_source(named));
+    } catch (const Error& error) {
+      ErrorContext where;
+      where.key = "tokenizer.chat_template";
+      throw error.with_defaults(where);
+    }
+  } else if (!named.empty()) {
+    text.chat_template = chat::ChatTemplate::by_name(named);
   } else if (format.format == ExampleFormat::kChat || format.prompt_template == "chat") {
     text.chat_template = model_chat_template(path, model_path);
   }

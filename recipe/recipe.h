@@ -19,7 +19,7 @@ struct ModelSection {
 
 struct TokenizerSection {
   std::string path;           // default: the model's own tokenizer
-  std::string chat_template;  // default: recognised from the model; or a built-in name
+  std::string chat_template;  // default: recognised from the model; or a built-in name, or a template file
 };
 
 // The JSON keys examples are read from.

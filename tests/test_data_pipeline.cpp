@@ -15,6 +15,7 @@
 #include "models/loader.h"
 #include "test_support.h"
 #include "test_support_fixtures.h"
+#include "tokenizer/chat_template.h"
 #include "train/losses.h"
 
 namespace retort {
@@ -526,6 +527,34 @@ TEST(DataTokenizerConfig, AModelWithoutATemplateTakesItsFamilysDefault) {
   config("LlamaForCausalLM");
   EXPECT_EQ(family_chat_template_of(dir.path().string()), "");
   EXPECT_THROW(data::load_recipe_text(recipe), Error);
+}
+
+// tokenizer.chat_template takes a built-in name or a template file, as `retort export
+// --chat-template` does: the file's format is recognised from its Jinja source.
+TEST(DataTokenizerConfig, ARecipeChatTemplateMayBeAJinjaFile) {
+  test::TempDir dir;
+  std::filesystem::copy_file(test::fixture_dir("data") / "tokenizer-smollm2" / "tokenizer.json",
+                             dir.path() / "tokenizer.json");
+  Recipe recipe;
+  recipe.model.path = dir.path().string();
+  recipe.data.format = "chat";
+  const std::string file = (dir.path() / "gemma3.jinja").string();
+  const std::optional<std::string> source = chat::ChatTemplate::by_name("gemma3").jinja_source();
+  ASSERT_TRUE(source);
+  write_file_atomic(file, *source);
+  recipe.tokenizer.chat_template = file;
+  const data::RecipeText text = data::load_recipe_text(recipe);
+  ASSERT_TRUE(text.chat_template);
+  EXPECT_EQ(text.chat_template->name(), "gemma3");
+  recipe.tokenizer.chat_template = "qwen2.5";
+  EXPECT_EQ(data::load_recipe_text(recipe).chat_template->name(), "qwen2.5");
+  recipe.tokenizer.chat_template = (dir.path() / "missing.jinja").string();
+  try {
+    data::load_recipe_text(recipe);
+    ADD_FAILURE() << "a missing template file was accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.context().key, "tokenizer.chat_template");
+  }
 }
 
 TEST(DataTokenizerConfig, SpecialTokensComeFromTokenizerConfigJson) {
