@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Retort needs to build and test, idempotently:
-#   1. Debian packages (compilers' libraries, ninja, ccache) when any is missing;
+#   1. Debian packages (compilers' libraries, ninja, ccache; Go for the Ollama template oracle) when any is missing;
 #   2. the project venv .venv with the pinned requirements.txt (LibTorch + test oracles),
 #      rebuilt only when requirements.txt changes.
 # Takes a second or two when everything is already there.
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential ninja-build ccache libyaml-cpp-dev libsentencepiece-dev nlohmann-json3-dev
           libpcre2-dev libicu-dev libzstd-dev
-          libgtest-dev git)
+          libgtest-dev git golang-go)
 
 missing=()
 for package in "${packages[@]}"; do

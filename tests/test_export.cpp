@@ -42,6 +42,12 @@ test::CommandResult python(const std::string& script, const std::vector<std::str
   return test::run_reference_script(script, args);
 }
 
+// check_modelfile.py on OUT.gguf and OUT.gguf.Modelfile, rendering with fixture_ollama's Go oracle.
+test::CommandResult check_modelfile(const std::string& gguf) {
+  return python("check_modelfile.py",
+                {gguf, gguf + ".Modelfile", (test::fixture_dir("ollama") / "ollama_render").string()});
+}
+
 test::CommandResult export_cli(const std::vector<std::string>& args) {
   std::vector<std::string> all = {"export"};
   all.insert(all.end(), args.begin(), args.end());
@@ -176,7 +182,7 @@ TEST(ExportGguf, TinyModelsOfEveryFamilyRunInLlamaCpp) {
         check["prompt_ids"] = prompt;
         check["greedy"] = greedy(*exported.model, prompt, 16);
         EXPECT_LT(std::abs(check["ppl"].get<double>() - ppl) / ppl, 0.01) << name;
-        const test::CommandResult modelfile = python("check_modelfile.py", {out, out + ".Modelfile"});
+        const test::CommandResult modelfile = check_modelfile(out);
         EXPECT_EQ(modelfile.exit_code, 0) << name << ": " << modelfile.out << modelfile.err;
       }
       expect_llama_cpp(check, dir.path(), name + "-" + quant);
@@ -226,9 +232,10 @@ TEST(ExportGemma3, ABaseModelWithoutATemplateShipsItsFamilysFormat) {
   const auto file = GgufFile::open(out);
   EXPECT_EQ(file->get_string("tokenizer.chat_template"), *chat::ChatTemplate::by_name("gemma3").jinja_source());
   const std::string modelfile = read_text_file(out + ".Modelfile");
-  EXPECT_NE(modelfile.find("<start_of_turn>user"), std::string::npos) << modelfile;
+  EXPECT_NE(modelfile.find("{{ range $i, $m := .Messages }}"), std::string::npos) << modelfile;
+  EXPECT_NE(modelfile.find("<start_of_turn>model\n"), std::string::npos) << modelfile;
   EXPECT_NE(modelfile.find("PARAMETER stop \"<end_of_turn>\""), std::string::npos) << modelfile;
-  const test::CommandResult check = python("check_modelfile.py", {out, out + ".Modelfile"});
+  const test::CommandResult check = check_modelfile(out);
   EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
 }
 
@@ -393,7 +400,7 @@ TEST(ExportSmolLM2, FineTunedPersonaRunsInLlamaCpp) {
   const fs::path lora = run / "export" / "creator-persona-lora-lora.gguf";
   ASSERT_TRUE(fs::exists(f16)) << trained.err;
   ASSERT_TRUE(fs::exists(lora)) << trained.err;
-  const test::CommandResult modelfile = python("check_modelfile.py", {f16.string(), f16.string() + ".Modelfile"});
+  const test::CommandResult modelfile = check_modelfile(f16.string());
   EXPECT_EQ(modelfile.exit_code, 0) << modelfile.out << modelfile.err;
   const std::string adapter = (run / "adapter").string();
   std::map<std::string, fs::path> files = {{"f16", f16}};

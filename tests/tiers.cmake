@@ -58,7 +58,9 @@ retort_test_tier(oracle fixture_distill DistillLosses.EveryDivergenceAndGradient
   DistillLosses.SparseWithEveryTokenEqualsDense)
 retort_test_tier(e2e fixture_export HubCacheCli.* DistillCache.* DistillKd.* DistillRun.* DistillSyntheticData.* DistillTeacher.*
   DistillPrune.* ExportCli.* ExportPeft.*)
-retort_test_tier(e2e fixture_export+smollm2 ExportGguf.* ExportHf.* ExportSmolLM2.*)
+retort_test_tier(e2e fixture_export+smollm2 ExportHf.*)
+# check_modelfile.py renders the exported Modelfiles with fixture_ollama's Go oracle.
+retort_test_tier(e2e fixture_export+ollama+smollm2 ExportGguf.* ExportSmolLM2.*)
 retort_test_tier(oracle fixture_export+smollm2 DistillVocabulary.*)
 retort_test_tier(e2e fixture_smollm2 DistillRecipe.* RunCli.* TextCli.*)
 retort_test_tier(oracle fixture_smollm2 SmolLM2.*)
@@ -68,7 +70,8 @@ retort_test_tier(oracle fixture_gguf_models GgufKeep.ModelsComputeExactlyAsTheSa
 retort_test_tier(oracle fixture_smollm2 GgufKeep.SmolLM2Q4_1KeptAsStoredContinuesAsLlamaCpp
   GgufKeep.CacheTeacherFromTheGgufAsStoredWritesWhatTheDenseLoadWrites)
 retort_test_tier(oracle fixture_gemma3 Gemma3Gguf.*)
-retort_test_tier(e2e fixture_gemma3 ExportGemma3.* Gemma3Cli.*)
+retort_test_tier(e2e fixture_gemma3 Gemma3Cli.*)
+retort_test_tier(e2e fixture_gemma3+ollama ExportGemma3.*)
 retort_test_tier(oracle fixture_gguf GgufReader.* GgufTypes.* GgufDequant.EveryTensorEqualsGgufPyBitForBit
   GgufDequant.UnsupportedTypesNameTheTensorAndTheSupportedOnes GgufDequant.LoadingAMissingTensorNamesIt)
 retort_test_tier(oracle fixture_gguf_models GgufModels.LogitsEqualTransformersOnTheStoredWeights
@@ -83,6 +86,8 @@ retort_test_tier(oracle fixture_training Training.* CpuGemm.TrainingStepLossAndG
 retort_test_tier(oracle fixture_tokenizer TokenizerGguf.* TokenizerJson.* TokenizerLiteral.* TokenizerSentencePiece.*
   TokenizerStream.* TokenizerTiktoken.* TokenizerBadInput.InvalidUtf8IsReplacedNotFatal)
 retort_test_tier(unit "" MemoryPlan.*)
+retort_test_tier(oracle fixture_ollama OllamaTemplate.*)
+retort_test_tier(e2e fixture_ollama+smollm2 OllamaModelfile.*)
 
 # Whatever no tier names: still run (with the two fixtures most tests use), and flagged.
 list(JOIN RETORT_TIER_PATTERNS ":" tiered)
