@@ -480,8 +480,10 @@ TEST(ExportSmolLM2, GgufLoraTrainedOnTheKeptQ4_1FileAppliesToItInLlamaCpp) {
   generation.add_generation_prompt = true;
   const Json messages = Json::array({{{"role", "user"}, {"content", "What should I cook tonight?"}}});
   const std::vector<int64_t> prompt = to_int64(tokenizer->encode(format.render(messages, generation).text));
+  // llama.cpp multiplies Q4_1 blocks with 8-bit quantized activations, Retort in float32: where
+  // two tokens score within 0.1 logits the greedy paths may part (the gap is printed).
   expect_llama_cpp({{"gguf", smollm2_path()}, {"lora", lora.string()}, {"prompt_ids", prompt},
-                    {"greedy", greedy(*kept.model, prompt, 16)}},
+                    {"greedy", greedy(*kept.model, prompt, 16)}, {"tie_logit_margin", 0.1}},
                    dir.path(), "keep-lora");
 }
 
